@@ -1,0 +1,307 @@
+//! Indirect convolution over NHWC activations, feeding the micro-kernels in [`crate::kernels`].
+//!
+//! The weights are packed once, at load, into `NR`-wide panels. For a given input geometry an
+//! [`Indirection`] table holds, for every tile of `MR` output pixels and every kernel segment,
+//! the offset of the input values that row multiplies: no im2col copy is ever made. A segment
+//! is one kernel tap (`cin` contiguous values) for padded convolutions, or one whole kernel
+//! row (`kernel * cin` contiguous values) when there is no padding.
+
+use crate::architecture::{Affine, ConvWeights};
+use crate::kernels::{run_tile, Isa, Tile, ZERO_ROW};
+use rayon::prelude::*;
+
+/// Geometry of an NHWC activation.
+#[allow(clippy::len_without_is_empty)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Images.
+    pub n: usize,
+    /// Rows.
+    pub h: usize,
+    /// Columns.
+    pub w: usize,
+    /// Channels.
+    pub c: usize,
+}
+
+impl Shape {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.n * self.h * self.w * self.c
+    }
+}
+
+/// A convolution followed by an affine transform and optionally relu, packed for one ISA.
+pub(crate) struct ConvLayer {
+    isa: Isa,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    relu: bool,
+    /// `[panel][k][NR]`, k = (ky * kernel + kx) * in_channels + ci.
+    packed: Vec<f32>,
+    /// Folded `gamma`, padded to a whole number of panels.
+    scale: Vec<f32>,
+    /// Folded `gamma * bias + beta`, padded likewise.
+    shift: Vec<f32>,
+}
+
+/// The per-geometry offset table of one convolution.
+pub(crate) struct Indirection {
+    /// The input geometry this table was built for.
+    pub input: Shape,
+    /// The output geometry.
+    pub output: Shape,
+    nseg: usize,
+    seg_len: usize,
+    /// `[tile][segment][MR]`.
+    offs: Vec<u32>,
+}
+
+/// A pointer that may cross threads: tiles write disjoint regions.
+#[derive(Clone, Copy)]
+struct SyncPtr<T>(*mut T);
+unsafe impl<T> Send for SyncPtr<T> {}
+unsafe impl<T> Sync for SyncPtr<T> {}
+
+impl ConvLayer {
+    /// Packs `conv` followed by `affine` (and relu when `relu`) for `isa`.
+    pub fn new(isa: Isa, conv: &ConvWeights, affine: &Affine, relu: bool) -> Self {
+        let nr = isa.nr();
+        let (cin, cout, k) = (conv.in_channels, conv.out_channels, conv.kernel);
+        let kk = k * k * cin;
+        let panels = cout.div_ceil(nr);
+        let mut packed = vec![0f32; panels * kk * nr];
+        for o in 0..cout {
+            let (panel, j) = (o / nr, o % nr);
+            for ci in 0..cin {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let kidx = (ky * k + kx) * cin + ci;
+                        packed[(panel * kk + kidx) * nr + j] = conv.filters[((o * cin + ci) * k + ky) * k + kx];
+                    }
+                }
+            }
+        }
+        let mut scale = vec![0f32; panels * nr];
+        let mut shift = vec![0f32; panels * nr];
+        for o in 0..cout {
+            scale[o] = affine.gamma[o];
+            shift[o] = affine.gamma[o] * conv.bias[o] + affine.beta[o];
+        }
+        Self { isa, in_channels: cin, out_channels: cout, kernel: k, stride: conv.stride, pad: conv.pad, relu, packed, scale, shift }
+    }
+
+    /// Output geometry for an input geometry.
+    pub fn output_shape(&self, input: Shape) -> Shape {
+        let oh = 1 + (input.h + 2 * self.pad - self.kernel) / self.stride;
+        let ow = 1 + (input.w + 2 * self.pad - self.kernel) / self.stride;
+        Shape { n: input.n, h: oh, w: ow, c: self.out_channels }
+    }
+
+    /// The longest contiguous segment this layer reads (the zero buffer must be this long).
+    pub fn max_seg_len(&self) -> usize {
+        if self.pad == 0 {
+            self.kernel * self.in_channels
+        } else {
+            self.in_channels
+        }
+    }
+
+    /// Builds the offset table for `input`.
+    pub fn indirection(&self, input: Shape) -> Indirection {
+        assert_eq!(input.c, self.in_channels, "input channels");
+        let output = self.output_shape(input);
+        let mr = self.isa.mr();
+        let m = output.n * output.h * output.w;
+        let tiles = m.div_ceil(mr);
+        let k = self.kernel;
+        let (nseg, seg_len) = if self.pad == 0 { (k, k * input.c) } else { (k * k, input.c) };
+        let mut offs = vec![ZERO_ROW; tiles * nseg * mr];
+        for row in 0..m {
+            let (tile, r) = (row / mr, row % mr);
+            let img = row / (output.h * output.w);
+            let oy = (row / output.w) % output.h;
+            let ox = row % output.w;
+            for s in 0..nseg {
+                let (ky, kx) = if self.pad == 0 { (s, 0) } else { (s / k, s % k) };
+                let iy = (oy * self.stride + ky) as isize - self.pad as isize;
+                let ix = (ox * self.stride + kx) as isize - self.pad as isize;
+                if iy >= 0 && ix >= 0 && (iy as usize) < input.h && (ix as usize) < input.w {
+                    let off = ((img * input.h + iy as usize) * input.w + ix as usize) * input.c;
+                    offs[(tile * nseg + s) * mr + r] = u32::try_from(off).expect("activation too large");
+                }
+            }
+        }
+        Indirection { input, output, nseg, seg_len, offs }
+    }
+
+    /// Computes the layer: `out = relu?(affine(conv(input)) + residual?)`.
+    ///
+    /// `zero` must hold at least [`Self::max_seg_len`] zeros; `residual`, when given, has the
+    /// output's geometry.
+    pub fn run(&self, ind: &Indirection, input: &[f32], zero: &[f32], residual: Option<&[f32]>, out: &mut [f32]) {
+        let (mr, nr) = (self.isa.mr(), self.isa.nr());
+        assert!(input.len() >= ind.input.len(), "input buffer too small");
+        assert!(out.len() >= ind.output.len(), "output buffer too small");
+        assert!(zero.len() >= ind.seg_len && zero.iter().all(|&z| z == 0.0), "zero buffer");
+        if let Some(r) = residual {
+            assert!(r.len() >= ind.output.len(), "residual buffer too small");
+        }
+        let m = ind.output.n * ind.output.h * ind.output.w;
+        let tiles = m.div_ceil(mr);
+        let panels = self.out_channels.div_ceil(nr);
+        let kk = self.kernel * self.kernel * self.in_channels;
+
+        // Work split: chunks of tiles x groups of panels, enough tasks for every thread.
+        let threads = rayon::current_num_threads().max(1);
+        let want = 4 * threads;
+        let tiles_per_chunk = tiles.div_ceil(want).clamp(1, 64);
+        let chunks = tiles.div_ceil(tiles_per_chunk);
+        let panel_groups = if chunks >= want { 1 } else { panels.min(want.div_ceil(chunks)) };
+        let panels_per_group = panels.div_ceil(panel_groups);
+        let panel_groups = panels.div_ceil(panels_per_group);
+
+        let out_ptr = SyncPtr(out.as_mut_ptr());
+        let res_ptr = residual.map(|r| r.as_ptr() as usize).unwrap_or(0);
+        let ldc = self.out_channels;
+        let task = |t: usize| {
+            let (chunk, group) = (t / panel_groups, t % panel_groups);
+            let tile_range = chunk * tiles_per_chunk..((chunk + 1) * tiles_per_chunk).min(tiles);
+            let panel_range = group * panels_per_group..((group + 1) * panels_per_group).min(panels);
+            for panel in panel_range {
+                let n0 = panel * nr;
+                for tile in tile_range.clone() {
+                    let m0 = tile * mr;
+                    // SAFETY: offsets were built for this input geometry and point inside
+                    // `input`; the output block (m0.., n0..) is written by this task alone.
+                    unsafe {
+                        let t = Tile {
+                            nseg: ind.nseg,
+                            seg_len: ind.seg_len,
+                            offs: ind.offs.as_ptr().add(tile * ind.nseg * mr),
+                            a: input.as_ptr(),
+                            zero: zero.as_ptr(),
+                            b: self.packed.as_ptr().add(panel * kk * nr),
+                            c: { out_ptr }.0.add(m0 * ldc + n0),
+                            ldc,
+                            rows: (m - m0).min(mr),
+                            cols: (self.out_channels - n0).min(nr),
+                            scale: self.scale.as_ptr().add(n0),
+                            shift: self.shift.as_ptr().add(n0),
+                            residual: if res_ptr == 0 {
+                                std::ptr::null()
+                            } else {
+                                (res_ptr as *const f32).add(m0 * ldc + n0)
+                            },
+                            relu: self.relu,
+                        };
+                        run_tile(self.isa, &t);
+                    }
+                }
+            }
+        };
+        let ntasks = chunks * panel_groups;
+        if ntasks == 1 || threads == 1 {
+            (0..ntasks).for_each(task);
+        } else {
+            (0..ntasks).into_par_iter().for_each(task);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator (tests must not depend on a crate for this).
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    }
+
+    fn naive(x: &[f32], s: Shape, w: &ConvWeights, a: &Affine, res: Option<&[f32]>, relu: bool) -> (Shape, Vec<f32>) {
+        let k = w.kernel;
+        let oh = 1 + (s.h + 2 * w.pad - k) / w.stride;
+        let ow = 1 + (s.w + 2 * w.pad - k) / w.stride;
+        let os = Shape { n: s.n, h: oh, w: ow, c: w.out_channels };
+        let mut out = vec![0f32; os.len()];
+        for n in 0..s.n {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for o in 0..w.out_channels {
+                        let mut acc = w.bias[o] as f64;
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * w.stride + ky) as isize - w.pad as isize;
+                                let ix = (ox * w.stride + kx) as isize - w.pad as isize;
+                                if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize {
+                                    continue;
+                                }
+                                for ci in 0..s.c {
+                                    let xv = x[((n * s.h + iy as usize) * s.w + ix as usize) * s.c + ci];
+                                    acc += xv as f64 * w.filters[((o * s.c + ci) * k + ky) * k + kx] as f64;
+                                }
+                            }
+                        }
+                        let i = ((n * oh + oy) * ow + ox) * w.out_channels + o;
+                        let mut v = a.gamma[o] * acc as f32 + a.beta[o];
+                        if let Some(r) = res {
+                            v += r[i];
+                        }
+                        out[i] = if relu { v.max(0.0) } else { v };
+                    }
+                }
+            }
+        }
+        (os, out)
+    }
+
+    #[test]
+    fn every_kernel_matches_a_naive_convolution() {
+        let mut seed = 7u64;
+        // (n, h, w, cin, cout, kernel, stride, pad): channel tails, row tails, strides, padding.
+        let cases = [
+            (1, 5, 5, 3, 32, 3, 1, 1),
+            (2, 7, 6, 5, 17, 3, 2, 0),
+            (3, 9, 9, 3, 32, 7, 2, 0),
+            (1, 4, 4, 40, 45, 3, 1, 1),
+            (2, 3, 3, 16, 64, 3, 1, 1),
+            (1, 1, 1, 8, 8, 3, 1, 1),
+        ];
+        for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable].into_iter().filter(|i| i.is_supported()) {
+            for &(n, h, w, cin, cout, k, stride, pad) in &cases {
+                let s = Shape { n, h, w, c: cin };
+                let conv = ConvWeights {
+                    out_channels: cout,
+                    in_channels: cin,
+                    kernel: k,
+                    stride,
+                    pad,
+                    filters: (0..cout * cin * k * k).map(|_| lcg(&mut seed)).collect(),
+                    bias: (0..cout).map(|_| lcg(&mut seed)).collect(),
+                };
+                let aff = Affine {
+                    gamma: (0..cout).map(|_| 1.0 + lcg(&mut seed)).collect(),
+                    beta: (0..cout).map(|_| lcg(&mut seed)).collect(),
+                };
+                let x: Vec<f32> = (0..s.len()).map(|_| lcg(&mut seed)).collect();
+                for (relu, with_res) in [(false, false), (true, true)] {
+                    let layer = ConvLayer::new(isa, &conv, &aff, relu);
+                    let ind = layer.indirection(s);
+                    let res: Option<Vec<f32>> = with_res.then(|| (0..ind.output.len()).map(|_| lcg(&mut seed)).collect());
+                    let (os, want) = naive(&x, s, &conv, &aff, res.as_deref(), relu);
+                    assert_eq!(ind.output, os);
+                    let mut got = vec![f32::NAN; os.len() + 7];
+                    let zero = vec![0f32; layer.max_seg_len()];
+                    layer.run(&ind, &x, &zero, res.as_deref(), &mut got);
+                    let md = got[..os.len()].iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                    assert!(md < 1e-5, "{isa:?} case {:?}: max diff {md}", (n, h, w, cin, cout, k, stride, pad));
+                    assert!(got[os.len()..].iter().all(|v| v.is_nan()), "{isa:?} wrote past the output");
+                }
+            }
+        }
+    }
+}
