@@ -1,17 +1,18 @@
 //! The cheap layers of the network, over NHWC activations.
 
 use crate::conv::Shape;
+use rayon::prelude::*;
 
 /// Writes chips (150x150 RGB bytes each) as `(pixel - mean) / 256`, NHWC.
 pub(crate) fn normalize_input(chips: &[&[u8]], mean: [f32; 3], out: &mut [f32]) {
-    for (i, chip) in chips.iter().enumerate() {
-        let dst = &mut out[i * chip.len()..(i + 1) * chip.len()];
+    let per = chips[0].len();
+    out[..per * chips.len()].par_chunks_mut(per).zip(chips.par_iter()).for_each(|(dst, chip)| {
         for (d, px) in dst.chunks_exact_mut(3).zip(chip.chunks_exact(3)) {
             d[0] = (px[0] as f32 - mean[0]) / 256.0;
             d[1] = (px[1] as f32 - mean[1]) / 256.0;
             d[2] = (px[2] as f32 - mean[2]) / 256.0;
         }
-    }
+    });
 }
 
 /// Max pooling without padding; returns the output geometry.
@@ -19,10 +20,10 @@ pub(crate) fn max_pool(input: Shape, x: &[f32], size: usize, stride: usize, out:
     let oh = 1 + (input.h - size) / stride;
     let ow = 1 + (input.w - size) / stride;
     let c = input.c;
-    for n in 0..input.n {
+    out[..input.n * oh * ow * c].par_chunks_mut(oh * ow * c).enumerate().for_each(|(n, out)| {
         for oy in 0..oh {
             for ox in 0..ow {
-                let o = &mut out[((n * oh + oy) * ow + ox) * c..][..c];
+                let o = &mut out[(oy * ow + ox) * c..][..c];
                 o.fill(f32::NEG_INFINITY);
                 for ky in 0..size {
                     for kx in 0..size {
@@ -34,7 +35,7 @@ pub(crate) fn max_pool(input: Shape, x: &[f32], size: usize, stride: usize, out:
                 }
             }
         }
-    }
+    });
     Shape { n: input.n, h: oh, w: ow, c }
 }
 
@@ -44,10 +45,11 @@ pub(crate) fn pooled_skip_add_relu(xs: Shape, x: &[f32], ms: Shape, main: &[f32]
     let ph = 1 + (xs.h - 2) / 2;
     let pw = 1 + (xs.w - 2) / 2;
     let os = Shape { n: xs.n, h: ph.max(ms.h), w: pw.max(ms.w), c: xs.c.max(ms.c) };
-    for n in 0..os.n {
+    let per_image = os.h * os.w * os.c;
+    out[..os.n * per_image].par_chunks_mut(per_image).enumerate().for_each(|(n, out)| {
         for y in 0..os.h {
             for xx in 0..os.w {
-                let o = &mut out[((n * os.h + y) * os.w + xx) * os.c..][..os.c];
+                let o = &mut out[(y * os.w + xx) * os.c..][..os.c];
                 o.fill(0.0);
                 if y < ph && xx < pw {
                     let at = |dy: usize, dx: usize| ((n * xs.h + 2 * y + dy) * xs.w + 2 * xx + dx) * xs.c;
@@ -67,7 +69,7 @@ pub(crate) fn pooled_skip_add_relu(xs: Shape, x: &[f32], ms: Shape, main: &[f32]
                 }
             }
         }
-    }
+    });
     os
 }
 
