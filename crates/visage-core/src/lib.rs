@@ -1,0 +1,18 @@
+//! visage's shared vocabulary.
+//!
+//! * [`image_io`]: loading photos as RGB with clear errors: JPEG decoded exactly as
+//!   libjpeg-turbo does (so results match dlib on the same files), PNG and WebP, EXIF
+//!   orientation, and a pixel limit checked before decoding.
+//! * [`geometry`]: dlib-style rectangles and points.
+//! * [`similarity`]: least-squares similarity transforms between point sets.
+//! * [`metric`]: distances between embeddings.
+
+pub mod geometry;
+pub mod image_io;
+pub mod metric;
+pub mod similarity;
+
+pub use geometry::{DPoint, DRect, Point, Rect};
+pub use image::RgbImage;
+pub use image_io::{ImageError, ImageLimits};
+pub use metric::Metric;
