@@ -123,3 +123,85 @@ pub fn oracle_images(oracle: &Path) -> Vec<OracleImage> {
     }
     out
 }
+
+/// One array from a numpy `.npz` file.
+#[derive(Debug, Clone)]
+pub struct NpyArray {
+    /// numpy dtype string, e.g. `<f4`, `|u1`, `<f8`.
+    pub dtype: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Raw little-endian data.
+    pub data: Vec<u8>,
+}
+
+impl NpyArray {
+    /// The data as f32 (dtype `<f4`).
+    pub fn f32s(&self) -> Vec<f32> {
+        assert_eq!(self.dtype, "<f4");
+        self.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    }
+    /// The data as f64 (dtype `<f8`).
+    pub fn f64s(&self) -> Vec<f64> {
+        assert_eq!(self.dtype, "<f8");
+        self.data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
+    }
+}
+
+/// Reads every array of an `.npz` (a zip of `.npy` files, stored or deflated).
+pub fn read_npz(path: &Path) -> std::collections::BTreeMap<String, NpyArray> {
+    use std::io::Read;
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]) as usize;
+    let mut out = std::collections::BTreeMap::new();
+    let mut o = 0;
+    while o + 30 <= bytes.len() && u32_at(o) == 0x0403_4b50 {
+        let method = u16_at(o + 8);
+        let mut csize = u32_at(o + 18);
+        let name_len = u16_at(o + 26);
+        let extra_len = u16_at(o + 28);
+        let name = String::from_utf8(bytes[o + 30..o + 30 + name_len].to_vec()).unwrap();
+        let start = o + 30 + name_len + extra_len;
+        if csize == 0xFFFF_FFFF {
+            // zip64: the real sizes are in extra field 0x0001 (uncompressed, then compressed).
+            let mut e = o + 30 + name_len;
+            while e + 4 <= start {
+                let (id, len) = (u16_at(e), u16_at(e + 2));
+                if id == 1 {
+                    csize = u64::from_le_bytes(bytes[e + 12..e + 20].try_into().unwrap()) as usize;
+                }
+                e += 4 + len;
+            }
+        }
+        let raw = &bytes[start..start + csize];
+        let npy = match method {
+            0 => raw.to_vec(),
+            8 => {
+                let mut v = Vec::new();
+                flate2::read::DeflateDecoder::new(raw).read_to_end(&mut v).unwrap();
+                v
+            }
+            m => panic!("zip method {m} not supported"),
+        };
+        out.insert(name.trim_end_matches(".npy").to_string(), parse_npy(&npy));
+        o = start + csize;
+    }
+    out
+}
+
+fn parse_npy(b: &[u8]) -> NpyArray {
+    assert_eq!(&b[..6], b"\x93NUMPY", "not an npy array");
+    let (hlen, hstart) = if b[6] == 1 { (u16::from_le_bytes([b[8], b[9]]) as usize, 10) } else { (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12) };
+    let header = std::str::from_utf8(&b[hstart..hstart + hlen]).unwrap();
+    let field = |key: &str| {
+        let i = header.find(key).unwrap_or_else(|| panic!("npy header lacks {key}: {header}")) + key.len();
+        header[i..].trim_start_matches([':', ' ', '\'']).to_string()
+    };
+    let dtype = field("'descr'").split('\'').next().unwrap().to_string();
+    assert!(field("'fortran_order'").starts_with("False"), "fortran order not supported");
+    let shape_txt = field("'shape'");
+    let inner = &shape_txt[1..shape_txt.find(')').unwrap()];
+    let shape = inner.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
+    NpyArray { dtype, shape, data: b[hstart + hlen..].to_vec() }
+}

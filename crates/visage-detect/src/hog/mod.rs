@@ -1,0 +1,169 @@
+//! dlib's default frontal face detector (`get_frontal_face_detector()`), bit-exact: the same
+//! boxes, scores and filter indices as dlib on the same pixels.
+//! The algorithm is specified in `shared/reference/hog-detector.md`.
+
+pub mod fhog;
+pub mod model;
+pub mod resize;
+pub mod scan;
+mod svd;
+
+use crate::{Detection, FaceDetector};
+use model::HogModel;
+use rayon::prelude::*;
+use std::borrow::Cow;
+use visage_core::{Rect, RgbImage};
+
+/// The HOG detector with dlib's frontal face model.
+#[derive(Debug, Clone)]
+pub struct HogDetector {
+    model: HogModel,
+    upsample: u32,
+    adjust_threshold: f64,
+}
+
+impl Default for HogDetector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HogDetector {
+    /// dlib's frontal detector with face_recognition's defaults (upsample 1, threshold 0).
+    pub fn new() -> Self {
+        Self { model: HogModel::frontal(), upsample: 1, adjust_threshold: 0.0 }
+    }
+
+    /// Sets how many times the photo is doubled before scanning (finds faces down to ~40 px
+    /// at 1, ~20 px at 2; each step costs about 4x the time).
+    pub fn with_upsample(mut self, upsample: u32) -> Self {
+        self.upsample = upsample;
+        self
+    }
+
+    /// Shifts the decision threshold (negative finds more, weaker faces).
+    pub fn with_adjust_threshold(mut self, adjust: f64) -> Self {
+        self.adjust_threshold = adjust;
+        self
+    }
+
+    /// The loaded model.
+    pub fn model(&self) -> &HogModel {
+        &self.model
+    }
+
+    /// dlib's `run(img, upsample, adjust_threshold)`: raw detections in descending confidence.
+    pub fn run(&self, img: &RgbImage, upsample: u32, adjust_threshold: f64) -> Vec<Detection> {
+        let mut work: Cow<RgbImage> = Cow::Borrowed(img);
+        for _ in 0..upsample {
+            work = Cow::Owned(resize::pyramid_up(&work));
+        }
+        let m = &self.model;
+        let levels = resize::pyramid_levels(work.width(), work.height(), m.min_pyramid_layer.0, m.min_pyramid_layer.1, m.max_pyramid_levels);
+        let nd = m.detectors.len();
+        // Pipelined: while this thread shrinks the pyramid level by level, each finished level
+        // is scanned (fHOG, then the 5 filters) by the other workers.
+        let per_map: Vec<std::sync::Mutex<Vec<(f32, Rect)>>> = (0..nd * levels).map(|_| Default::default()).collect();
+        rayon::scope(|scope| {
+            let mut level: Cow<RgbImage> = work;
+            for l in 0..levels {
+                let next = (l + 1 < levels).then(|| resize::resize_exact(&level, (5 * level.width()) / 6, (5 * level.height()) / 6));
+                let this = std::mem::replace(&mut level, Cow::Owned(next.unwrap_or_default()));
+                let per_map = &per_map;
+                scope.spawn(move |_| {
+                    let Some(f) = fhog::extract(&this) else { return };
+                    drop(this);
+                    (0..nd).into_par_iter().for_each(|d| {
+                        *per_map[d * levels + l].lock().unwrap() = scan_level(&f, &m.detectors[d], l, adjust_threshold);
+                    });
+                });
+            }
+        });
+        let per_map: Vec<Vec<(f32, Rect)>> = per_map.into_iter().map(|m| m.into_inner().unwrap()).collect();
+
+        let mut all: Vec<Detection> = Vec::new();
+        for d in 0..nd {
+            let mut cand: Vec<(f32, Rect)> = (0..levels).flat_map(|l| per_map[d * levels + l].iter().copied()).collect();
+            cand.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap());
+            let bias = m.detectors[d].bias;
+            all.extend(cand.into_iter().map(|(s, rect)| Detection { rect, score: s as f64 - bias, weight_index: d }));
+        }
+        all.sort_by(|a, b| b.score.partial_cmp(&a.score).unwrap());
+        let mut kept: Vec<Detection> = Vec::new();
+        for x in all {
+            if !kept.iter().any(|k| overlaps(&k.rect, &x.rect, m.iou_thresh, m.percent_covered_thresh)) {
+                kept.push(x);
+            }
+        }
+        if upsample > 0 {
+            for k in &mut kept {
+                k.rect = rect_down2(k.rect, upsample);
+            }
+        }
+        kept
+    }
+}
+
+impl FaceDetector for HogDetector {
+    fn detect(&self, img: &RgbImage) -> Vec<Detection> {
+        self.run(img, self.upsample, self.adjust_threshold)
+    }
+
+    fn name(&self) -> &'static str {
+        "hog"
+    }
+}
+
+/// The windows of one level that fire for one detector, in (row, column) order.
+fn scan_level(f: &fhog::FhogPlanes, det: &model::LinearDetector, level: usize, adjust_threshold: f64) -> Vec<(f32, Rect)> {
+    let mut out = Vec::new();
+    if f.rows < 10 || f.cols < 10 {
+        return out;
+    }
+    let s = scan::saliency(f, det);
+    let thresh = det.bias + adjust_threshold;
+    for r in 5..=f.rows - 5 {
+        for c in 5..=f.cols - 5 {
+            let v = s[r * f.cols + c];
+            if v as f64 >= thresh {
+                out.push((v, level_rect_to_image(scan::window_rect(r as i64, c as i64), level)));
+            }
+        }
+    }
+    out
+}
+
+/// Maps a window rectangle at pyramid level `l` to level 0: `v -> v * 1.2 + 0.3`, `l` times.
+fn level_rect_to_image(r: (i64, i64, i64, i64), l: usize) -> Rect {
+    let up = |v: i64| {
+        let mut x = v as f64;
+        for _ in 0..l {
+            x = x * (6.0 / 5.0) + 0.3;
+        }
+        resize::lround(x)
+    };
+    Rect::new(up(r.0), up(r.1), up(r.2), up(r.3))
+}
+
+/// pyramid_down<2>::rect_down applied `times` times, then rounded.
+fn rect_down2(r: Rect, times: u32) -> Rect {
+    let (mut l, mut t, mut rr, mut b) = (r.left as f64, r.top as f64, r.right as f64, r.bottom as f64);
+    for _ in 0..times {
+        l = l / 2.0 - 1.25;
+        rr = rr / 2.0 - 1.25;
+        t = t / 2.0 - 0.75;
+        b = b / 2.0 - 0.75;
+    }
+    Rect::new(resize::lround(l), resize::lround(t), resize::lround(rr), resize::lround(b))
+}
+
+/// dlib's `test_box_overlap`: intersection over the *bounding box* of the pair, or either box
+/// mostly covered.
+pub fn overlaps(a: &Rect, b: &Rect, iou_thresh: f64, covered_thresh: f64) -> bool {
+    let inner = a.intersect(b).area() as f64;
+    if inner == 0.0 {
+        return false;
+    }
+    let outer = a.union_box(b).area() as f64;
+    inner / outer > iou_thresh || inner / a.area() as f64 > covered_thresh || inner / b.area() as f64 > covered_thresh
+}

@@ -1,0 +1,295 @@
+//! Filter responses (saliency) over the fHOG planes, and the windows they mark.
+//! See `hog-detector.md` sections 5.2 and 6.1.
+//!
+//! Each rank-1 component is applied as a horizontal then a vertical 10-tap pass. In dlib's
+//! 8-column SIMD blocks (starting at column 5) the 10 products are summed as
+//! `(p0+p3+p6+p9) + ((p1+p4+p7) + (p2+p5+p8))`; in the remaining right-hand columns strictly
+//! left to right. Keeping these orders makes the scores equal to dlib's bit for bit.
+
+use super::fhog::FhogPlanes;
+use super::model::{LinearDetector, FILTER, PLANES};
+
+/// The saliency map of one detector on one level (`rows x cols`, valid in [5, dim-5]).
+pub fn saliency(f: &FhogPlanes, det: &LinearDetector) -> Vec<f32> {
+    saliency_with(f, det, super::fhog::simd_enabled())
+}
+
+/// [`saliency`] with the SIMD path forced on or off (both give identical bits).
+pub fn saliency_with(f: &FhogPlanes, det: &LinearDetector, simd: bool) -> Vec<f32> {
+    let (rows, cols) = (f.rows, f.cols);
+    let mut s = vec![0f32; rows * cols];
+    if rows < FILTER || cols < FILTER {
+        return s;
+    }
+    let c_end = cols - 4; // columns [5, c_end)
+    let r_end = rows - 4; // rows [5, r_end) of the vertical pass
+    // Vector blocks: c0 = 5, 13, ... while c0 < c_end - 7.
+    let mut vec_end = 5;
+    while vec_end + 7 < c_end {
+        vec_end += 8;
+    }
+    let geo = Geometry { rows, cols, r_end, c_end, vec_end };
+    let mut tmp = vec![0f32; rows * cols];
+    let mut first = true;
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = simd && std::arch::is_x86_feature_detected!("avx512f") && std::env::var_os("VISAGE_HOG_NO_AVX512").is_none();
+    for p in 0..PLANES {
+        let plane = f.plane(p);
+        for comp in &det.planes[p] {
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: AVX2 (and AVX-512F when used) detected; indices stay inside the planes.
+                unsafe {
+                    if avx512 {
+                        avx512::component(plane, &comp.row, &comp.col, &mut tmp, &mut s, &geo, first)
+                    } else {
+                        avx2::component(plane, &comp.row, &comp.col, &mut tmp, &mut s, &geo, first)
+                    }
+                };
+                first = false;
+                continue;
+            }
+            let _ = simd;
+            component_scalar(plane, &comp.row, &comp.col, &mut tmp, &mut s, &geo, first, 5);
+            first = false;
+        }
+    }
+    s
+}
+
+/// Plane geometry of one scan.
+pub(crate) struct Geometry {
+    rows: usize,
+    cols: usize,
+    r_end: usize,
+    c_end: usize,
+    vec_end: usize,
+}
+
+/// One rank-1 component over columns [from, c_end) (scalar code; `from` = 5 does them all).
+#[allow(clippy::too_many_arguments)]
+fn component_scalar(plane: &[f32], row: &[f32; FILTER], col: &[f32; FILTER], tmp: &mut [f32], s: &mut [f32], g: &Geometry, first: bool, from: usize) {
+    let cols = g.cols;
+    for r in 0..g.rows {
+        for c in from..g.c_end {
+            let prod: [f32; FILTER] = std::array::from_fn(|n| plane[r * cols + c - 5 + n] * row[n]);
+            tmp[r * cols + c] = if c < g.vec_end { vector_sum(&prod) } else { scalar_sum(&prod) };
+        }
+    }
+    for r in 5..g.r_end {
+        for c in from..g.c_end {
+            let prod: [f32; FILTER] = std::array::from_fn(|m| tmp[(r - 5 + m) * cols + c] * col[m]);
+            let u = if c < g.vec_end { vector_sum(&prod) } else { scalar_sum(&prod) };
+            let cell = &mut s[r * cols + c];
+            *cell = if first { u } else { *cell + u };
+        }
+    }
+}
+
+#[inline(always)]
+fn vector_sum(p: &[f32; FILTER]) -> f32 {
+    let a = ((p[0] + p[3]) + p[6]) + p[9];
+    let b = (p[1] + p[4]) + p[7];
+    let c = (p[2] + p[5]) + p[8];
+    a + (b + c)
+}
+
+#[inline(always)]
+fn scalar_sum(p: &[f32; FILTER]) -> f32 {
+    let mut s = p[0];
+    for v in &p[1..] {
+        s += *v;
+    }
+    s
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Geometry, FILTER};
+    use std::arch::x86_64::*;
+
+    /// dlib's 8-lane sum: (p0+p3+p6+p9) + ((p1+p4+p7) + (p2+p5+p8)).
+    #[inline(always)]
+    unsafe fn sum(p: &[__m256; FILTER]) -> __m256 {
+        let a = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(p[0], p[3]), p[6]), p[9]);
+        let b = _mm256_add_ps(_mm256_add_ps(p[1], p[4]), p[7]);
+        let c = _mm256_add_ps(_mm256_add_ps(p[2], p[5]), p[8]);
+        _mm256_add_ps(a, _mm256_add_ps(b, c))
+    }
+
+    /// The scalar-class columns [vec_end, c_end) (fewer than 8), 8 lanes with a mask; each
+    /// lane sums its 10 products strictly left to right, as dlib's scalar code does.
+    ///
+    /// # Safety
+    /// As [`component`].
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn tail(plane: &[f32], row: &[f32; FILTER], col: &[f32; FILTER], tmp: &mut [f32], s: &mut [f32], g: &Geometry, first: bool) {
+        let cols = g.cols;
+        let width = g.c_end - g.vec_end;
+        let lanes: [i32; 8] = std::array::from_fn(|i| if i < width { -1 } else { 0 });
+        let mask = _mm256_loadu_si256(lanes.as_ptr() as *const __m256i);
+        let c = g.vec_end;
+        let seq = |p: [__m256; FILTER]| {
+            let mut acc = p[0];
+            for v in &p[1..] {
+                acc = _mm256_add_ps(acc, *v);
+            }
+            acc
+        };
+        for r in 0..g.rows {
+            let base = plane.as_ptr().add(r * cols + c - 5);
+            let p: [__m256; FILTER] = std::array::from_fn(|n| _mm256_mul_ps(_mm256_maskload_ps(base.add(n), mask), _mm256_set1_ps(row[n])));
+            _mm256_maskstore_ps(tmp.as_mut_ptr().add(r * cols + c), mask, seq(p));
+        }
+        for r in 5..g.r_end {
+            let base = tmp.as_ptr().add((r - 5) * cols + c);
+            let p: [__m256; FILTER] = std::array::from_fn(|m| _mm256_mul_ps(_mm256_maskload_ps(base.add(m * cols), mask), _mm256_set1_ps(col[m])));
+            let u = seq(p);
+            let o = s.as_mut_ptr().add(r * cols + c);
+            let v = if first { u } else { _mm256_add_ps(_mm256_maskload_ps(o, mask), u) };
+            _mm256_maskstore_ps(o, mask, v);
+        }
+    }
+
+    /// The 8-lane passes over columns [from, to) in blocks of 8 (used for a last odd block).
+    ///
+    /// # Safety
+    /// As [`component`].
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn blocks(plane: &[f32], row: &[f32; FILTER], col: &[f32; FILTER], tmp: &mut [f32], s: &mut [f32], g: &Geometry, first: bool, from: usize, to: usize) {
+        let cols = g.cols;
+        let rt: [__m256; FILTER] = std::array::from_fn(|n| _mm256_set1_ps(row[n]));
+        let ct: [__m256; FILTER] = std::array::from_fn(|n| _mm256_set1_ps(col[n]));
+        let (src, t, out) = (plane.as_ptr(), tmp.as_mut_ptr(), s.as_mut_ptr());
+        for r in 0..g.rows {
+            let mut c = from;
+            while c < to {
+                let base = src.add(r * cols + c - 5);
+                let p: [__m256; FILTER] = std::array::from_fn(|n| _mm256_mul_ps(_mm256_loadu_ps(base.add(n)), rt[n]));
+                _mm256_storeu_ps(t.add(r * cols + c), sum(&p));
+                c += 8;
+            }
+        }
+        for r in 5..g.r_end {
+            let mut c = from;
+            while c < to {
+                let base = t.add((r - 5) * cols + c);
+                let p: [__m256; FILTER] = std::array::from_fn(|m| _mm256_mul_ps(_mm256_loadu_ps(base.add(m * cols)), ct[m]));
+                let u = sum(&p);
+                let o = out.add(r * cols + c);
+                _mm256_storeu_ps(o, if first { u } else { _mm256_add_ps(_mm256_loadu_ps(o), u) });
+                c += 8;
+            }
+        }
+    }
+
+    /// One component: vector columns with AVX2, the scalar-class tail masked.
+    ///
+    /// # Safety
+    /// AVX2 must be available and the buffers sized `g.rows * g.cols`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn component(plane: &[f32], row: &[f32; FILTER], col: &[f32; FILTER], tmp: &mut [f32], s: &mut [f32], g: &Geometry, first: bool) {
+        blocks(plane, row, col, tmp, s, g, first, 5, g.vec_end);
+        if g.vec_end < g.c_end {
+            tail(plane, row, col, tmp, s, g, first);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{avx2, Geometry, FILTER};
+    use std::arch::x86_64::*;
+
+    #[inline(always)]
+    unsafe fn sum(p: &[__m512; FILTER]) -> __m512 {
+        let a = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(p[0], p[3]), p[6]), p[9]);
+        let b = _mm512_add_ps(_mm512_add_ps(p[1], p[4]), p[7]);
+        let c = _mm512_add_ps(_mm512_add_ps(p[2], p[5]), p[8]);
+        _mm512_add_ps(a, _mm512_add_ps(b, c))
+    }
+
+    /// One component, two of dlib's 8-column blocks per 16-lane step (per-lane arithmetic is
+    /// unchanged), then a last odd block and the scalar-class tail with AVX2.
+    ///
+    /// # Safety
+    /// AVX-512F and AVX2 must be available and the buffers sized `g.rows * g.cols`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx2")]
+    pub(super) unsafe fn component(plane: &[f32], row: &[f32; FILTER], col: &[f32; FILTER], tmp: &mut [f32], s: &mut [f32], g: &Geometry, first: bool) {
+        let cols = g.cols;
+        let wide_end = 5 + (g.vec_end - 5) / 16 * 16;
+        let rt: [__m512; FILTER] = std::array::from_fn(|n| _mm512_set1_ps(row[n]));
+        let ct: [__m512; FILTER] = std::array::from_fn(|n| _mm512_set1_ps(col[n]));
+        let (src, t, out) = (plane.as_ptr(), tmp.as_mut_ptr(), s.as_mut_ptr());
+        for r in 0..g.rows {
+            let mut c = 5;
+            while c < wide_end {
+                let base = src.add(r * cols + c - 5);
+                let p: [__m512; FILTER] = std::array::from_fn(|n| _mm512_mul_ps(_mm512_loadu_ps(base.add(n)), rt[n]));
+                _mm512_storeu_ps(t.add(r * cols + c), sum(&p));
+                c += 16;
+            }
+        }
+        for r in 5..g.r_end {
+            let mut c = 5;
+            while c < wide_end {
+                let base = t.add((r - 5) * cols + c);
+                let p: [__m512; FILTER] = std::array::from_fn(|m| _mm512_mul_ps(_mm512_loadu_ps(base.add(m * cols)), ct[m]));
+                let u = sum(&p);
+                let o = out.add(r * cols + c);
+                _mm512_storeu_ps(o, if first { u } else { _mm512_add_ps(_mm512_loadu_ps(o), u) });
+                c += 16;
+            }
+        }
+        if wide_end < g.vec_end {
+            avx2::blocks(plane, row, col, tmp, s, g, first, wide_end, g.vec_end);
+        }
+        if g.vec_end < g.c_end {
+            avx2::tail(plane, row, col, tmp, s, g, first);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hog::model::HogModel;
+
+    #[test]
+    fn simd_and_scalar_saliency_are_bit_identical() {
+        if !crate::hog::fhog::simd_enabled() {
+            eprintln!("SKIP: no AVX2");
+            return;
+        }
+        let model = HogModel::frontal();
+        let mut seed = 3u32;
+        for (rows, cols) in [(10usize, 10usize), (23, 31), (40, 17), (19, 60), (30, 50), (12, 46)] {
+            let data: Vec<f32> = (0..31 * rows * cols)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1103515245).wrapping_add(12345);
+                    ((seed >> 9) as f32 / (1u32 << 23) as f32) * 0.4
+                })
+                .collect();
+            let f = FhogPlanes { rows, cols, data };
+            for det in &model.detectors {
+                let a = saliency_with(&f, det, true);
+                let b = saliency_with(&f, det, false);
+                assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{rows}x{cols}");
+                std::env::set_var("VISAGE_HOG_NO_AVX512", "1");
+                let c = saliency_with(&f, det, true);
+                std::env::remove_var("VISAGE_HOG_NO_AVX512");
+                assert!(c.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "avx2 {rows}x{cols}");
+            }
+        }
+    }
+}
+
+/// The image rectangle (at the level's scale) of the window centred on feature cell (r, c).
+pub fn window_rect(r: i64, c: i64) -> (i64, i64, i64, i64) {
+    let lo = |v: i64| if v >= 8 { 8 * v - 59 } else { 8 * v - 67 };
+    (lo(c), lo(r), 8 * c + 13, 8 * r + 13)
+}
