@@ -1,0 +1,161 @@
+//! `get_face_chip_details` and `extract_image_chip` for 5-point shapes.
+
+use crate::pyramid::{pyramid_down2, rect_down};
+use visage_core::similarity::find_similarity_transform;
+use visage_core::{DPoint, DRect, Point, Rect, RgbImage};
+
+/// Side of the chip the face ResNet takes.
+pub const CHIP_SIZE: usize = 150;
+/// Border around the landmark template, as a fraction of the face (dlib's 0.25).
+pub const CHIP_PADDING: f64 = 0.25;
+
+/// The 5-point template in chip-normalised coordinates (dlib's `get_face_chip_details`).
+const TEMPLATE: [(f64, f64); 5] = [
+    (0.8595674595992, 0.2134981538014),
+    (0.6460604764104, 0.2289674387677),
+    (0.1205750620789, 0.2137274526848),
+    (0.3340850613712, 0.2290642403242),
+    (0.4901123135679, 0.6277975316475),
+];
+
+/// Where a chip lies in the photo: a rectangle rotated by `angle` about its centre, sampled
+/// to `size` x `size` pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChipDetails {
+    /// The unrotated rectangle (inclusive corners).
+    pub rect: DRect,
+    /// Rotation in radians.
+    pub angle: f64,
+    /// Output side in pixels.
+    pub size: usize,
+}
+
+/// The chip for 5 landmarks (order of dlib's 5-point model).
+pub fn face_chip_details(landmarks: &[Point], size: usize, padding: f64) -> ChipDetails {
+    assert_eq!(landmarks.len(), 5, "the chip template is defined for 5 landmarks");
+    let s = size as f64;
+    let from: Vec<DPoint> =
+        TEMPLATE.iter().map(|&(x, y)| DPoint::new((padding + x) / (2.0 * padding + 1.0) * s, (padding + y) / (2.0 * padding + 1.0) * s)).collect();
+    let to: Vec<DPoint> = landmarks.iter().map(|&p| p.into()).collect();
+    let t = find_similarity_transform(&from, &to);
+    let angle = t.angle();
+    let scale = t.scale();
+    let c = t.apply(DPoint::new(s / 2.0, s / 2.0));
+    let (w, h) = (s * scale - 1.0, s * scale - 1.0);
+    ChipDetails { rect: DRect::new(c.x - w / 2.0, c.y - h / 2.0, c.x + w / 2.0, c.y + h / 2.0), angle, size }
+}
+
+/// The aligned 150x150 chip of a face, as dlib's `get_face_chip(img, shape, 150, 0.25)`.
+pub fn face_chip(img: &RgbImage, landmarks: &[Point]) -> RgbImage {
+    extract_chip(img, &face_chip_details(landmarks, CHIP_SIZE, CHIP_PADDING))
+}
+
+fn rotate(center: DPoint, p: DPoint, angle: f64) -> DPoint {
+    let (s, c) = angle.sin_cos();
+    let (x, y) = (p.x - center.x, p.y - center.y);
+    DPoint::new(c * x - s * y + center.x, s * x + c * y + center.y)
+}
+
+/// dlib's `extract_image_chip` with bilinear interpolation and its image pyramid.
+pub fn extract_chip(img: &RgbImage, d: &ChipDetails) -> RgbImage {
+    let size = d.size;
+    let area = (size * size) as f64;
+    let height = d.rect.bottom - d.rect.top + 1.0;
+    let width = d.rect.right - d.rect.left + 1.0;
+    if d.angle == 0.0 && height == size as f64 && width == size as f64 {
+        return plain_copy(img, d);
+    }
+    // Pyramid depth and the crop margin it needs.
+    let mut depth = 0;
+    let mut grow = 2.0;
+    let mut r = rect_down(d.rect);
+    while r.area() > area {
+        r = rect_down(r);
+        depth += 1;
+        grow = grow * 2.0 + 2.0;
+    }
+    let center = d.rect.center();
+    let corners = [
+        DPoint::new(d.rect.left, d.rect.top),
+        DPoint::new(d.rect.right, d.rect.top),
+        DPoint::new(d.rect.left, d.rect.bottom),
+        DPoint::new(d.rect.right, d.rect.bottom),
+    ]
+    .map(|p| rotate(center, p, d.angle));
+    let (mut l, mut t, mut rr, mut b) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for p in corners {
+        (l, t, rr, b) = (l.min(p.x), t.min(p.y), rr.max(p.x), b.max(p.y));
+    }
+    let (iw, ih) = (img.width() as f64, img.height() as f64);
+    let grown = DRect::new((l - grow).max(0.0), (t - grow).max(0.0), (rr + grow).min(iw - 1.0), (b + grow).min(ih - 1.0));
+    let bbox = Rect::new(grown.left.round() as i64, grown.top.round() as i64, grown.right.round() as i64, grown.bottom.round() as i64);
+    let crop = crop(img, bbox);
+
+    let mut levels: Vec<RgbImage> = Vec::with_capacity(depth);
+    for i in 0..depth {
+        let next = pyramid_down2(if i == 0 { &crop } else { &levels[i - 1] });
+        levels.push(next);
+    }
+    let mut level: isize = -1;
+    let mut r = DRect::new(d.rect.left - bbox.left as f64, d.rect.top - bbox.top as f64, d.rect.right - bbox.left as f64, d.rect.bottom - bbox.top as f64);
+    while rect_down(r).area() > area {
+        level += 1;
+        r = rect_down(r);
+    }
+    let src = if level < 0 { &crop } else { &levels[level as usize] };
+    // The affine map from chip pixels to the source: chip corners (0,0), (size-1,0), (0,size-1)
+    // go to the rotated tl, tr and bl corners of the rectangle.
+    let c = r.center();
+    let tl = rotate(c, DPoint::new(r.left, r.top), d.angle);
+    let tr = rotate(c, DPoint::new(r.right, r.top), d.angle);
+    let bl = rotate(c, DPoint::new(r.left, r.bottom), d.angle);
+    let n = (size - 1) as f64;
+    let (ax, ay) = ((tr.x - tl.x) / n, (tr.y - tl.y) / n);
+    let (bx, by) = ((bl.x - tl.x) / n, (bl.y - tl.y) / n);
+    sample_bilinear(src, size, |col, row| DPoint::new(ax * col + bx * row + tl.x, ay * col + by * row + tl.y))
+}
+
+fn crop(img: &RgbImage, r: Rect) -> RgbImage {
+    let (w, h) = ((r.right - r.left + 1).max(0) as u32, (r.bottom - r.top + 1).max(0) as u32);
+    RgbImage::from_fn(w, h, |x, y| *img.get_pixel(r.left as u32 + x, r.top as u32 + y))
+}
+
+/// Bilinear sampling in double with truncation; samples whose 2x2 neighbourhood leaves the
+/// image are black (dlib's `transform_image` with `interpolate_bilinear`).
+fn sample_bilinear(src: &RgbImage, size: usize, map: impl Fn(f64, f64) -> DPoint) -> RgbImage {
+    let (w, h) = (src.width() as i64, src.height() as i64);
+    let p = src.as_raw();
+    let mut out = vec![0u8; size * size * 3];
+    for row in 0..size {
+        for col in 0..size {
+            let q = map(col as f64, row as f64);
+            let (left, top) = (q.x.floor() as i64, q.y.floor() as i64);
+            if !(left >= 0 && top >= 0 && left + 1 < w && top + 1 < h) {
+                continue;
+            }
+            let (lr, tb) = (q.x - left as f64, q.y - top as f64);
+            let at = |y: i64, x: i64, ch: usize| p[((y * w + x) * 3) as usize + ch] as f64;
+            for ch in 0..3 {
+                let v = (1.0 - tb) * ((1.0 - lr) * at(top, left, ch) + lr * at(top, left + 1, ch))
+                    + tb * ((1.0 - lr) * at(top + 1, left, ch) + lr * at(top + 1, left + 1, ch));
+                out[(row * size + col) * 3 + ch] = v as u8;
+            }
+        }
+    }
+    RgbImage::from_raw(size as u32, size as u32, out).expect("buffer size")
+}
+
+/// dlib's fast path for an unrotated chip of exactly the rectangle's size: a copy, with
+/// black outside the photo.
+fn plain_copy(img: &RgbImage, d: &ChipDetails) -> RgbImage {
+    let (l, t) = (d.rect.left.round() as i64, d.rect.top.round() as i64);
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    RgbImage::from_fn(d.size as u32, d.size as u32, |x, y| {
+        let (sx, sy) = (l + x as i64, t + y as i64);
+        if sx >= 0 && sy >= 0 && sx < w && sy < h {
+            *img.get_pixel(sx as u32, sy as u32)
+        } else {
+            image::Rgb([0, 0, 0])
+        }
+    })
+}

@@ -1,0 +1,16 @@
+//! visage: who is in this photo, and is it really them?
+//!
+//! [`Visage`] runs the whole path of a photo: the HOG face detector, the 5-point landmarks,
+//! the aligned 150x150 chip and the 128-d ResNet embedding, with the same numbers as dlib's
+//! `face_recognition`. The pieces live in their own crates:
+//! `visage-core` (images, geometry, metrics), `visage-models` (model files), `visage-detect`,
+//! `visage-align` and `visage-embed`.
+
+mod pipeline;
+
+pub use pipeline::{largest, Face, FaceEmbedding, Visage, VisageError};
+pub use visage_core::{image_io, DPoint, ImageError, ImageLimits, Metric, Point, Rect, RgbImage};
+pub use visage_models::{ModelFile, ModelStore};
+
+/// dlib's same-person threshold for L2 distances between its embeddings.
+pub const DEFAULT_THRESHOLD: f32 = 0.6;
