@@ -1,0 +1,26 @@
+//! One module per command.
+
+pub mod compare;
+pub mod detect;
+pub mod embed;
+pub mod models;
+
+use serde_json::{json, Value};
+use visage::Face;
+
+/// A face as JSON: `box` is the rectangle the landmarks were computed in (trimmed to the
+/// photo), `detection` the detector's raw rectangle; both `[left, top, right, bottom]`,
+/// inclusive.
+pub fn face_json(f: &Face) -> Value {
+    let r = |r: visage::Rect| json!([r.left, r.top, r.right, r.bottom]);
+    let mut v = json!({
+        "box": r(f.rect),
+        "detection": r(f.detection),
+        "landmarks": f.landmarks.iter().map(|p| json!([p.x, p.y])).collect::<Vec<_>>(),
+    });
+    if f.detector != usize::MAX {
+        v["score"] = json!(f.score);
+        v["detector"] = json!(f.detector);
+    }
+    v
+}

@@ -1,0 +1,71 @@
+//! `visage`: face recognition from the command line.
+//!
+//! Exit codes: 0 success (or "same person"), 1 "not the same person / not recognised",
+//! 2 an error (bad input, missing model, ...). Errors always name the file concerned.
+
+mod cmd;
+mod context;
+mod draw;
+mod inputs;
+mod output;
+
+use clap::{Parser, Subcommand};
+use context::GlobalOpts;
+use std::process::ExitCode;
+
+/// Face recognition: detect, align, embed, compare.
+#[derive(Parser)]
+#[command(name = "visage", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalOpts,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download, verify and list the dlib model files.
+    #[command(subcommand)]
+    Models(cmd::models::ModelsCommand),
+    /// Find faces and their landmarks in photos (JSON lines).
+    Detect(cmd::detect::DetectArgs),
+    /// Print 128-d embeddings of aligned 150x150 chips or of every face in photos (JSON lines).
+    Embed(cmd::embed::EmbedArgs),
+    /// Compare the largest faces of two photos: distance, threshold, same person or not.
+    Compare(cmd::compare::CompareArgs),
+}
+
+/// What a command reports back to `main`.
+pub enum Outcome {
+    /// Everything succeeded (exit 0).
+    Ok,
+    /// The answer is "no" (different person, unknown face): exit 1.
+    No,
+    /// Some inputs failed but the command went on (exit 2).
+    PartialFailure,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cli.global.init_logging();
+    if let Err(e) = cli.global.init_threads() {
+        eprintln!("visage: {e:#}");
+        return ExitCode::from(2);
+    }
+    let result = match cli.command {
+        Command::Models(c) => cmd::models::run(&cli.global, c),
+        Command::Detect(a) => cmd::detect::run(&cli.global, a),
+        Command::Embed(a) => cmd::embed::run(&cli.global, a),
+        Command::Compare(a) => cmd::compare::run(&cli.global, a),
+    };
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::No) => ExitCode::from(1),
+        Ok(Outcome::PartialFailure) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("visage: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
