@@ -1,0 +1,134 @@
+//! The gallery on a real SQLite file.
+
+use visage_core::Metric;
+use visage_gallery::{Gallery, GalleryError, NewTemplate, DLIB_MODEL_ID};
+
+fn emb(seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+    (0..128)
+        .map(|_| {
+            s = s.wrapping_mul(1103515245).wrapping_add(12345);
+            ((s >> 8) as f32 / (1u32 << 24) as f32) - 0.5
+        })
+        .collect()
+}
+
+fn tpl(e: Vec<f32>, photo: &str) -> NewTemplate {
+    NewTemplate { embedding: e, photo_sha256: photo.into(), face_box: [1, 2, 3, 4], source: None }
+}
+
+fn near(e: &[f32], by: f32) -> Vec<f32> {
+    e.iter().enumerate().map(|(i, v)| v + if i % 2 == 0 { by } else { -by }).collect()
+}
+
+#[test]
+fn enroll_search_rename_forget() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, Some(Metric::L2)).unwrap();
+    assert_eq!(g.threshold().unwrap(), 0.6);
+    let (a, b) = (emb(1), emb(2));
+    assert_eq!(g.enroll("alice", Some(r#"{"team":"x"}"#), &[tpl(a.clone(), "p1")]).unwrap().added, 1);
+    assert_eq!(g.enroll("bob", None, &[tpl(b.clone(), "p2"), tpl(near(&b, 0.01), "p3")]).unwrap().added, 2);
+    // Re-enrolling the same photo and face is a no-op.
+    let again = g.enroll("alice", None, &[tpl(a.clone(), "p1")]).unwrap();
+    assert_eq!((again.added, again.already), (0, 1));
+    assert!(g.has_photo("alice", "p1").unwrap() && !g.has_photo("alice", "p2").unwrap());
+
+    let r = g.search(&near(&a, 0.02), 2).unwrap();
+    assert_eq!(r[0].name, "alice");
+    assert!((r[0].distance - (128f32 * 0.02 * 0.02).sqrt()).abs() < 1e-4);
+    assert_eq!(r[1].name, "bob");
+    assert!(g.distance_to("bob", &b).unwrap() < 1e-6);
+    assert!(matches!(g.distance_to("carol", &b), Err(GalleryError::UnknownSubject { .. })));
+
+    let subjects = g.subjects().unwrap();
+    assert_eq!(subjects.iter().map(|s| (s.name.as_str(), s.templates)).collect::<Vec<_>>(), vec![("alice", 1), ("bob", 2)]);
+    assert_eq!(subjects[0].metadata.as_deref(), Some(r#"{"team":"x"}"#));
+
+    g.rename("bob", "robert").unwrap();
+    assert!(matches!(g.rename("robert", "alice"), Err(GalleryError::NameTaken { .. })));
+    assert!(matches!(g.rename("nobody", "x"), Err(GalleryError::UnknownSubject { .. })));
+    assert_eq!(g.search(&b, 1).unwrap()[0].name, "robert");
+
+    // Forget leaves no copy of the face in the file or its log.
+    let needle: Vec<u8> = b.iter().flat_map(|x| x.to_le_bytes()).collect();
+    assert_eq!(g.forget("robert").unwrap(), 2);
+    drop(g);
+    for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        let bytes = std::fs::read(f.path()).unwrap();
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_slice()), "{} still holds the forgotten embedding", f.path().display());
+    }
+    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, None).unwrap();
+    assert_eq!(g.counts().unwrap(), (1, 1));
+    assert_eq!(g.search(&b, 1).unwrap()[0].name, "alice");
+}
+
+#[test]
+fn the_contract_is_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, Some(Metric::Cosine)).unwrap();
+    let e = g.enroll("x", None, &[tpl(vec![0.0; 64], "p")]).unwrap_err();
+    assert!(matches!(e, GalleryError::Contract { .. }), "{e}");
+    assert!(e.to_string().contains("128-d"), "{e}");
+    let mut nan = emb(3);
+    nan[5] = f32::NAN;
+    assert!(g.enroll("x", None, &[tpl(nan, "p")]).is_err());
+    assert!(g.enroll(" x", None, &[]).is_err(), "names are trimmed");
+    assert!(g.enroll("x", Some("not json"), &[]).is_err());
+    drop(g);
+    // Another model or dimension is refused on open; the metric stays the gallery's own.
+    let e = Gallery::open(&path, "some_other_model", 128, None).err().unwrap();
+    assert!(matches!(e, GalleryError::Contract { .. }), "{e}");
+    assert!(matches!(Gallery::open(&path, DLIB_MODEL_ID, 512, None), Err(GalleryError::Contract { .. })));
+    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, Some(Metric::L2)).unwrap();
+    assert_eq!(g.contract().metric, Metric::Cosine);
+    assert_eq!(g.threshold().unwrap(), visage_gallery::default_threshold(Metric::Cosine));
+}
+
+#[test]
+fn foreign_files_are_not_galleries() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.db");
+    assert!(matches!(Gallery::open(&missing, DLIB_MODEL_ID, 128, None), Err(GalleryError::NotAGallery { .. })));
+    assert!(!missing.exists(), "opening without create must not create a file");
+    let text = dir.path().join("notes.db");
+    std::fs::write(&text, "hello, this is not sqlite at all, just some text that is long enough").unwrap();
+    let e = Gallery::open(&text, DLIB_MODEL_ID, 128, Some(Metric::L2)).err().unwrap();
+    assert!(matches!(e, GalleryError::NotAGallery { .. }), "{e}");
+    let other = dir.path().join("other.db");
+    rusqlite_free_other_db(&other);
+    let e = Gallery::open(&other, DLIB_MODEL_ID, 128, Some(Metric::L2)).err().unwrap();
+    assert!(matches!(e, GalleryError::NotAGallery { .. }), "{e}");
+}
+
+/// A SQLite database of some other application.
+fn rusqlite_free_other_db(path: &std::path::Path) {
+    let g = Gallery::open(path, DLIB_MODEL_ID, 128, Some(Metric::L2)).unwrap();
+    drop(g);
+    // Turn it into a foreign database: drop visage's meta table.
+    let c = ::rusqlite::Connection::open(path).unwrap();
+    c.execute_batch("DROP TABLE meta; CREATE TABLE cats (name TEXT);").unwrap();
+}
+
+#[test]
+fn threads_writing_at_once_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    Gallery::open(&path, DLIB_MODEL_ID, 128, Some(Metric::L2)).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u32 {
+            let path = &path;
+            s.spawn(move || {
+                // Each thread has its own connection, as separate processes would.
+                let g = Gallery::open(path, DLIB_MODEL_ID, 128, None).unwrap();
+                for i in 0..25 {
+                    g.enroll(&format!("p{t}_{i}"), None, &[tpl(emb(t * 100 + i), &format!("{t}/{i}"))]).unwrap();
+                }
+            });
+        }
+    });
+    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, None).unwrap();
+    assert_eq!(g.counts().unwrap(), (100, 100));
+}
