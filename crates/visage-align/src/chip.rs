@@ -18,6 +18,24 @@ const TEMPLATE: [(f64, f64); 5] = [
     (0.4901123135679, 0.6277975316475),
 ];
 
+/// Mean positions of the 68-point model's points 17-67 in chip-normalised coordinates
+/// (dlib's `get_face_chip_details`); the eyebrows (17-26) and the lower lip (55-59, 65-67)
+/// are left out of the fit.
+const MEAN_68_X: [f64; 51] = [
+    0.000213256, 0.0752622, 0.18113, 0.29077, 0.393397, 0.586856, 0.689483, 0.799124, 0.904991, 0.98004, 0.490127, 0.490127,
+    0.490127, 0.490127, 0.36688, 0.426036, 0.490127, 0.554217, 0.613373, 0.121737, 0.187122, 0.265825, 0.334606, 0.260918,
+    0.182743, 0.645647, 0.714428, 0.793132, 0.858516, 0.79751, 0.719335, 0.254149, 0.340985, 0.428858, 0.490127, 0.551395,
+    0.639268, 0.726104, 0.642159, 0.556721, 0.490127, 0.423532, 0.338094, 0.290379, 0.428096, 0.490127, 0.552157, 0.689874,
+    0.553364, 0.490127, 0.42689,
+];
+const MEAN_68_Y: [f64; 51] = [
+    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891, 0.0187482, 0.038915, 0.106454, 0.203352,
+    0.307009, 0.409805, 0.515625, 0.587326, 0.609345, 0.628106, 0.609345, 0.587326, 0.216423, 0.178758, 0.179852, 0.231733,
+    0.245099, 0.244077, 0.231733, 0.179852, 0.178758, 0.216423, 0.244077, 0.245099, 0.780233, 0.745405, 0.727388, 0.742578,
+    0.727388, 0.745405, 0.780233, 0.864805, 0.902192, 0.909281, 0.902192, 0.864805, 0.784792, 0.778746, 0.785343, 0.778746,
+    0.784792, 0.824182, 0.831803, 0.824182,
+];
+
 /// Where a chip lies in the photo: a rectangle rotated by `angle` about its centre, sampled
 /// to `size` x `size` pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,13 +48,18 @@ pub struct ChipDetails {
     pub size: usize,
 }
 
-/// The chip for 5 landmarks (order of dlib's 5-point model).
+/// The chip for the landmarks of dlib's 5-point or 68-point model.
 pub fn face_chip_details(landmarks: &[Point], size: usize, padding: f64) -> ChipDetails {
-    assert_eq!(landmarks.len(), 5, "the chip template is defined for 5 landmarks");
     let s = size as f64;
-    let from: Vec<DPoint> =
-        TEMPLATE.iter().map(|&(x, y)| DPoint::new((padding + x) / (2.0 * padding + 1.0) * s, (padding + y) / (2.0 * padding + 1.0) * s)).collect();
-    let to: Vec<DPoint> = landmarks.iter().map(|&p| p.into()).collect();
+    let norm = |x: f64, y: f64| DPoint::new((padding + x) / (2.0 * padding + 1.0) * s, (padding + y) / (2.0 * padding + 1.0) * s);
+    let (from, to): (Vec<DPoint>, Vec<DPoint>) = match landmarks.len() {
+        5 => (TEMPLATE.iter().map(|&(x, y)| norm(x, y)).collect(), landmarks.iter().map(|&p| p.into()).collect()),
+        68 => (17..68)
+            .filter(|i| !((55..=59).contains(i) || (65..=67).contains(i) || (17..=26).contains(i)))
+            .map(|i| (norm(MEAN_68_X[i - 17], MEAN_68_Y[i - 17]), DPoint::from(landmarks[i])))
+            .unzip(),
+        n => panic!("face chips are defined for 5 or 68 landmarks, not {n}"),
+    };
     let t = find_similarity_transform(&from, &to);
     let angle = t.angle();
     let scale = t.scale();

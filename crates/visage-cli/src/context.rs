@@ -5,12 +5,20 @@ use clap::Args;
 use std::path::PathBuf;
 use visage::{ImageLimits, ModelStore, Visage};
 
+/// The per-user data directory (the parent of the default model folder).
+fn dirs_data() -> Option<PathBuf> {
+    ModelStore::default_dir().and_then(|m| m.parent().and_then(|v| v.parent()).map(PathBuf::from))
+}
+
 /// Options every command accepts.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalOpts {
     /// Model directory [default: $XDG_DATA_HOME/visage/models].
     #[arg(long, global = true, env = "VISAGE_MODELS", value_name = "DIR")]
     pub models: Option<PathBuf>,
+    /// The gallery file [default: $XDG_DATA_HOME/visage/gallery.db].
+    #[arg(long, global = true, env = "VISAGE_GALLERY", value_name = "FILE")]
+    pub gallery: Option<PathBuf>,
     /// Refuse photos with more pixels than this (checked before decoding).
     #[arg(long, global = true, env = "VISAGE_MAX_PIXELS", default_value_t = ImageLimits::DEFAULT.max_pixels)]
     pub max_pixels: u64,
@@ -53,6 +61,14 @@ impl GlobalOpts {
     /// The model store chosen by --models / VISAGE_MODELS / the default.
     pub fn store(&self) -> Result<ModelStore> {
         Ok(ModelStore::resolve(self.models.as_deref())?)
+    }
+
+    /// The gallery file chosen by --gallery / VISAGE_GALLERY / the default.
+    pub fn gallery_path(&self) -> Result<PathBuf> {
+        match &self.gallery {
+            Some(p) => Ok(p.clone()),
+            None => Ok(dirs_data().context("no data directory: pass --gallery FILE")?.join("visage").join("gallery.db")),
+        }
     }
 
     /// Image limits from the options.

@@ -34,6 +34,31 @@ enum Command {
     Embed(cmd::embed::EmbedArgs),
     /// Compare the largest faces of two photos: distance, threshold, same person or not.
     Compare(cmd::compare::CompareArgs),
+    /// Enroll a person from one or more photos (one is enough).
+    Enroll(cmd::gallery::EnrollArgs),
+    /// Enroll everyone in a folder with one sub-folder of photos per person.
+    EnrollDir(cmd::gallery::EnrollDirArgs),
+    /// List, rename or remove enrolled people.
+    #[command(subcommand)]
+    Subjects(cmd::gallery::SubjectsCommand),
+    /// Delete every template of a person (for privacy requests).
+    Forget {
+        /// The person's name.
+        name: String,
+    },
+    /// 1:1 -- is the person in the photo who they claim to be? Exit 0 match, 1 no match.
+    Verify(cmd::gallery::VerifyArgs),
+    /// 1:N -- who is each face in these photos? The nearest enrolled person, or "unknown".
+    Identify(cmd::gallery::IdentifyArgs),
+    /// face_recognition's `face_recognition KNOWN UNKNOWN`: prints file,name per face.
+    Recognize(cmd::recognize::RecognizeArgs),
+    /// Measure genuine/impostor distances and recommend a threshold for a target FAR.
+    Calibrate(cmd::gallery::CalibrateArgs),
+    /// Show the gallery's file, contract, threshold and size.
+    Gallery,
+    /// Measure verification accuracy: LFW's 10-fold protocol, or your own labelled pairs.
+    #[command(subcommand)]
+    Eval(cmd::eval::EvalCommand),
 }
 
 /// What a command reports back to `main`.
@@ -58,6 +83,16 @@ fn main() -> ExitCode {
         Command::Detect(a) => cmd::detect::run(&cli.global, a),
         Command::Embed(a) => cmd::embed::run(&cli.global, a),
         Command::Compare(a) => cmd::compare::run(&cli.global, a),
+        Command::Enroll(a) => cmd::gallery::enroll(&cli.global, a),
+        Command::EnrollDir(a) => cmd::gallery::enroll_dir(&cli.global, a),
+        Command::Subjects(c) => cmd::gallery::subjects(&cli.global, c),
+        Command::Forget { name } => cmd::gallery::forget(&cli.global, &name),
+        Command::Verify(a) => cmd::gallery::verify(&cli.global, a),
+        Command::Identify(a) => cmd::gallery::identify(&cli.global, a),
+        Command::Recognize(a) => cmd::recognize::run(&cli.global, a),
+        Command::Calibrate(a) => cmd::gallery::calibrate_cmd(&cli.global, a),
+        Command::Gallery => cmd::gallery::info(&cli.global),
+        Command::Eval(c) => cmd::eval::run(&cli.global, c),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

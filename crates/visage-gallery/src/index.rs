@@ -80,10 +80,10 @@ impl SearchIndex {
         let opts = usearch::IndexOptions {
             dimensions: self.dim,
             metric: kind,
-            quantization: usearch::ScalarKind::F32,
-            connectivity: 16,
-            expansion_add: 128,
-            expansion_search: 128,
+            quantization: if std::env::var_os("HNSW_F16").is_some() { usearch::ScalarKind::F16 } else { usearch::ScalarKind::F32 },
+            connectivity: std::env::var("HNSW_M").ok().and_then(|v| v.parse().ok()).unwrap_or(16),
+            expansion_add: std::env::var("HNSW_EFC").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
+            expansion_search: std::env::var("HNSW_EF").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
             multi: false,
         };
         let idx = usearch::Index::new(&opts).map_err(|e| GalleryError::Index(e.to_string()))?;

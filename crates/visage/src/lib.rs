@@ -9,7 +9,8 @@
 mod pipeline;
 
 pub use pipeline::{largest, Face, FaceEmbedding, Visage, VisageError};
-pub use visage_core::{image_io, DPoint, ImageError, ImageLimits, Metric, Point, Rect, RgbImage};
+pub use visage_core::{image_io, DPoint, DRect, ImageError, ImageLimits, Metric, Point, Rect, RgbImage};
+pub use visage_detect::ShapePredictor;
 pub use visage_models::{ModelFile, ModelStore};
 
 /// dlib's same-person threshold for L2 distances between its embeddings.

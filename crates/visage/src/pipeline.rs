@@ -60,6 +60,7 @@ pub struct FaceEmbedding {
 /// The loaded models and settings. Cheap to share between threads (`&Visage` is `Sync`).
 pub struct Visage {
     detector: HogDetector,
+    upsample: u32,
     shapes: ShapePredictor,
     embedder: Embedder,
     limits: ImageLimits,
@@ -71,16 +72,25 @@ impl Visage {
     pub fn load(store: &ModelStore) -> Result<Self, VisageError> {
         Ok(Self {
             detector: HogDetector::new(),
+            upsample: 1,
             shapes: ShapePredictor::from_store(store)?,
             embedder: Embedder::from_store(store)?,
             limits: ImageLimits::DEFAULT,
         })
     }
 
+    /// Uses another landmark model (e.g. dlib's 68-point one, for evaluation); chips are then
+    /// aligned on its points as dlib does for 68-point shapes.
+    pub fn with_shape_predictor(mut self, shapes: ShapePredictor) -> Self {
+        self.shapes = shapes;
+        self
+    }
+
     /// How many times photos are doubled before detection (0 is fastest and finds faces of
     /// 80 px and more; 1 finds 40 px faces; 2 finds 20 px faces).
     pub fn with_upsample(mut self, upsample: u32) -> Self {
         self.detector = self.detector.with_upsample(upsample);
+        self.upsample = upsample;
         self
     }
 
@@ -114,6 +124,22 @@ impl Visage {
                 Face { detection: d.rect, rect, score: d.score, detector: d.weight_index, landmarks: self.shapes.predict(img, rect) }
             })
             .collect()
+    }
+
+    /// Faces found with the detector's threshold lowered by `adjust` (negative finds weaker
+    /// candidates); used as a second chance when the normal threshold finds nothing.
+    pub fn find_faces_adjusted(&self, img: &RgbImage, adjust: f64) -> Vec<Face> {
+        let dets = self.detector.run(img, self.detector_upsample(), adjust);
+        dets.par_iter()
+            .map(|d| {
+                let rect = d.rect.trimmed_to(img.width(), img.height());
+                Face { detection: d.rect, rect, score: d.score, detector: d.weight_index, landmarks: self.shapes.predict(img, rect) }
+            })
+            .collect()
+    }
+
+    fn detector_upsample(&self) -> u32 {
+        self.upsample
     }
 
     /// Landmarks for a face rectangle given by the caller (e.g. a fixed box when the detector

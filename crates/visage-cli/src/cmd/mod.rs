@@ -3,7 +3,11 @@
 pub mod compare;
 pub mod detect;
 pub mod embed;
+pub mod eval;
+pub mod faces;
+pub mod gallery;
 pub mod models;
+pub mod recognize;
 
 use serde_json::{json, Value};
 use visage::Face;

@@ -1,0 +1,186 @@
+//! `visage eval lfw` and `visage eval pairs`: the k-fold verification protocol.
+
+use crate::context::GlobalOpts;
+use crate::inputs::progress;
+use crate::Outcome;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use visage::Metric;
+use visage_eval::embed::{EmbedOptions, EvalEmbedder};
+use visage_eval::pairs::{parse_generic, parse_lfw, Pair};
+use visage_eval::protocol::{evaluate, Scored};
+use visage_eval::{plot, roc};
+
+/// Evaluation commands.
+#[derive(Subcommand)]
+pub enum EvalCommand {
+    /// Labeled Faces in the Wild: the 6000 pairs of pairs.txt in 10 folds.
+    Lfw {
+        /// The LFW image folder (<Name>/<Name>_<NNNN>.jpg).
+        #[arg(long, value_name = "DIR")]
+        images: PathBuf,
+        /// LFW's pairs.txt (View 2: 10 folds).
+        #[arg(long, value_name = "FILE")]
+        pairs: PathBuf,
+        #[command(flatten)]
+        opts: EvalOpts,
+    },
+    /// Any labelled pair list: pathA<TAB>pathB<TAB>1 (same) or 0 (different), paths relative to the file.
+    Pairs {
+        /// The pair list.
+        #[arg(long, value_name = "FILE")]
+        pairs: PathBuf,
+        /// Folds (pairs are dealt into them class by class).
+        #[arg(long, default_value_t = 10)]
+        folds: usize,
+        #[command(flatten)]
+        opts: EvalOpts,
+    },
+}
+
+/// Options shared by the evaluations.
+#[derive(Args)]
+pub struct EvalOpts {
+    /// Distance: l2 (dlib's), cosine or chi2.
+    #[arg(long, default_value = "l2")]
+    pub metric: Metric,
+    /// Test-time augmentation: average each embedding with that of the mirrored chip.
+    #[arg(long)]
+    pub flip: bool,
+    /// Test-time augmentation: average N jittered copies of each chip (dlib's 99.38% uses 100).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub jitter: u32,
+    /// Landmarks used for alignment: 5 (the default pipeline) or 68 (dlib's 68-point model,
+    /// as dlib's own LFW tests used; `visage models fetch --all` installs it; its training
+    /// data forbids commercial use).
+    #[arg(long, default_value_t = 5, value_parser = parse_landmarks)]
+    pub landmarks: u32,
+    /// The false-accept rate VAL (TAR) is reported at.
+    #[arg(long, default_value_t = 1e-3)]
+    pub far: f64,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw the ROC curve and the distance histograms (.png or .svg).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Write every pair's distance (TSV: a, b, same, fold, distance, a detected, b detected).
+    #[arg(long, value_name = "FILE")]
+    pub scores: Option<PathBuf>,
+    /// Embedding cache folder [default: $XDG_CACHE_HOME/visage/eval].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache: Option<PathBuf>,
+    /// Do not read or write the embedding cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+fn parse_landmarks(s: &str) -> Result<u32, String> {
+    match s {
+        "5" => Ok(5),
+        "68" => Ok(68),
+        _ => Err("landmark models: 5 or 68".into()),
+    }
+}
+
+pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
+    let (label, pairs, folds, o) = match c {
+        EvalCommand::Lfw { images, pairs, opts } => {
+            if !images.is_dir() {
+                bail!("{}: not a folder (--images is LFW's image folder)", images.display());
+            }
+            let p = parse_lfw(&pairs, &images)?;
+            let folds = p.iter().map(|x| x.fold).max().unwrap_or(0) + 1;
+            (format!("LFW {}", pairs.file_name().unwrap_or_default().to_string_lossy()), p, folds, opts)
+        }
+        EvalCommand::Pairs { pairs, folds, opts } => (pairs.display().to_string(), parse_generic(&pairs, folds)?, folds, opts),
+    };
+    if folds < 2 {
+        bail!("the protocol needs at least 2 folds (this pair file has {folds}); thresholds are never chosen on the pairs they are tested on");
+    }
+    let (ng, ni) = (pairs.iter().filter(|p| p.same).count(), pairs.iter().filter(|p| !p.same).count());
+    if ng == 0 || ni == 0 {
+        bail!("need both same-person and different-people pairs ({ng} and {ni} found)");
+    }
+    let photos: Vec<PathBuf> = pairs.iter().flat_map(|p| [p.a.clone(), p.b.clone()]).collect::<BTreeSet<_>>().into_iter().collect();
+    let mut v = g.visage()?;
+    if o.landmarks == 68 {
+        let store = g.store()?;
+        let bytes = store.read_verified(visage::ModelFile::ShapePredictor68).context("the 68-point model (install it with `visage models fetch --all`)")?;
+        v = v.with_shape_predictor(visage::ShapePredictor::parse(&bytes)?);
+    }
+    let options = EmbedOptions { upsample: g.upsample, flip: o.flip, jitter: o.jitter, landmarks: o.landmarks };
+    let cache_dir = if o.no_cache { None } else { o.cache.clone().or_else(|| dirs::cache_dir().map(|d| d.join("visage").join("eval"))) };
+    let embedder = EvalEmbedder::new(&v, options, cache_dir.as_deref(), visage_gallery::DLIB_MODEL_ID);
+    let bar = progress(photos.len(), "embedding", g.quiet || o.json);
+    let (emb, stats) = embedder.embed_all(&photos, &|| bar.inc(1)).context("embedding the evaluation photos")?;
+    bar.finish_and_clear();
+
+    let scored: Vec<Scored> = pairs
+        .iter()
+        .map(|Pair { a, b, same, fold }| Scored { distance: o.metric.distance(&emb[a].embedding, &emb[b].embedding) as f64, same: *same, fold: *fold })
+        .collect();
+    if let Some(path) = &o.scores {
+        use visage_eval::embed::FaceSource::Detected;
+        let mut tsv = String::from("a\tb\tsame\tfold\tdistance\ta_detected\tb_detected\n");
+        for (p, s) in pairs.iter().zip(&scored) {
+            tsv.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                p.a.display(), p.b.display(), p.same as u8, p.fold, s.distance, (emb[&p.a].source == Detected) as u8, (emb[&p.b].source == Detected) as u8
+            ));
+        }
+        std::fs::write(path, tsv).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let protocol = evaluate(&scored, folds, o.far);
+    let all: Vec<(f64, bool)> = scored.iter().map(|s| (s.distance, s.same)).collect();
+    let roc = roc::roc(&all).expect("both kinds of pairs");
+    let rate = if stats.seconds > 0.0 { stats.computed as f64 / stats.seconds } else { 0.0 };
+    let setup = format!("metric {}, upsample {}, {} landmarks, flip {}, jitter {}", o.metric, g.upsample, o.landmarks, if o.flip { "on" } else { "off" }, o.jitter);
+
+    if o.json {
+        println!(
+            "{}",
+            json!({
+                "dataset": label, "pairs": pairs.len(), "genuine": ng, "impostor": ni, "folds": folds,
+                "metric": o.metric.name(), "upsample": g.upsample, "landmarks": o.landmarks, "flip": o.flip, "jitter": o.jitter,
+                "photos": photos.len(), "embedded": stats.computed, "from_cache": stats.cached, "weak_detection": stats.weak, "not_detected": stats.fallback,
+                "seconds": stats.seconds, "photos_per_second": rate,
+                "accuracy_mean": protocol.accuracy_mean, "accuracy_std": protocol.accuracy_std, "threshold_mean": protocol.threshold_mean,
+                "auc": roc.auc, "eer": roc.eer, "eer_threshold": roc.eer_threshold,
+                "target_far": o.far, "val_mean": protocol.val_mean, "val_std": protocol.val_std, "far_mean": protocol.far_mean,
+                "per_fold": protocol.folds,
+            })
+        );
+    } else {
+        println!("{label}: {} pairs in {folds} folds ({ng} same / {ni} different); {setup}", pairs.len());
+        println!(
+            "photos         {} ({} embedded in {:.1} s = {:.1} photos/s, {} from cache); face found only with a lowered threshold in {}, not at all in {} (fixed centre box used)",
+            photos.len(), stats.computed, stats.seconds, rate, stats.cached, stats.weak, stats.fallback
+        );
+        println!("accuracy       {:.2}% +- {:.2}%   (each fold tested at the threshold best on the other {})", protocol.accuracy_mean * 100.0, protocol.accuracy_std * 100.0, folds - 1);
+        println!("threshold      {:.4}  (mean of the {folds} chosen thresholds)", protocol.threshold_mean);
+        println!("AUC            {:.5}", roc.auc);
+        println!("EER            {:.2}%  (at distance {:.4})", roc.eer * 100.0, roc.eer_threshold);
+        println!("VAL@FAR={:<6} {:.2}% +- {:.2}%  (FAR reached on the test folds: {:.4})", o.far, protocol.val_mean * 100.0, protocol.val_std * 100.0, protocol.far_mean);
+    }
+    if let Some(path) = &o.plot {
+        let genuine: Vec<f64> = all.iter().filter(|p| p.1).map(|p| p.0).collect();
+        let impostor: Vec<f64> = all.iter().filter(|p| !p.1).map(|p| p.0).collect();
+        let fig = plot::Figure {
+            title: format!("{label}: accuracy {:.2}% ± {:.2}%  ({setup})", protocol.accuracy_mean * 100.0, protocol.accuracy_std * 100.0),
+            roc: &roc,
+            genuine: &genuine,
+            impostor: &impostor,
+            threshold: protocol.threshold_mean,
+            metric: o.metric.name(),
+        };
+        plot::write(path, &fig).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if !o.json {
+            eprintln!("plot written to {}", path.display());
+        }
+    }
+    Ok(Outcome::Ok)
+}

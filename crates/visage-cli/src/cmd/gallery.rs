@@ -1,0 +1,447 @@
+//! Gallery commands: enroll, enroll-dir, subjects, forget, verify, identify, calibrate, info.
+
+use super::faces::{one_face, refusal_message, sha256_file, FaceChoice, Refusal};
+use crate::context::GlobalOpts;
+use crate::inputs::{expand, is_photo, progress};
+use crate::output::{json_line, report_error};
+use crate::Outcome;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use rayon::prelude::*;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use visage::Metric;
+use visage_gallery::{calibrate, default_threshold, Gallery, NewTemplate, DLIB_MODEL_ID};
+
+/// Arguments of `visage enroll`.
+#[derive(Args)]
+pub struct EnrollArgs {
+    /// The person's name (unique in the gallery).
+    pub name: String,
+    /// One or more photos of them (one is enough).
+    #[arg(required = true)]
+    pub photos: Vec<PathBuf>,
+    /// In photos with several faces, use the face with this index (as numbered by `visage detect`, from 0).
+    #[arg(long, value_name = "N")]
+    pub face: Option<usize>,
+    /// In photos with several faces, use the largest one.
+    #[arg(long, conflicts_with = "face")]
+    pub largest: bool,
+    /// JSON metadata to store with the person.
+    #[arg(long, value_name = "JSON")]
+    pub meta: Option<String>,
+    /// Metric of a gallery created by this command (l2, cosine, chi2).
+    #[arg(long, default_value = "l2")]
+    pub metric: Metric,
+}
+
+/// Arguments of `visage enroll-dir`.
+#[derive(Args)]
+pub struct EnrollDirArgs {
+    /// A folder with one sub-folder of photos per person (the sub-folder's name is the name).
+    pub dir: PathBuf,
+    /// In photos with several faces, use the largest one (otherwise they are skipped).
+    #[arg(long)]
+    pub largest: bool,
+    /// Metric of a gallery created by this command (l2, cosine, chi2).
+    #[arg(long, default_value = "l2")]
+    pub metric: Metric,
+}
+
+/// `visage subjects ...`.
+#[derive(Subcommand)]
+pub enum SubjectsCommand {
+    /// List enrolled people and their template counts.
+    List {
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rename a person.
+    Rename {
+        /// Current name.
+        old: String,
+        /// New name.
+        new: String,
+    },
+    /// Remove a person and all their templates (same as `visage forget`).
+    Remove {
+        /// The name.
+        name: String,
+    },
+    /// Set a person's JSON metadata.
+    Meta {
+        /// The name.
+        name: String,
+        /// JSON value.
+        json: String,
+    },
+}
+
+/// Arguments of `visage verify`.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Who the person in the photo claims to be.
+    pub name: String,
+    /// The photo (its largest face is checked, unless --face N).
+    pub photo: PathBuf,
+    /// The face to check in a photo with several (from 0).
+    #[arg(long, value_name = "N")]
+    pub face: Option<usize>,
+    /// Match when the distance is below this [default: the gallery's threshold].
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Print JSON instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `visage identify`.
+#[derive(Args)]
+pub struct IdentifyArgs {
+    /// Photos or folders of photos.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Candidates to list per face, nearest first.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub top: usize,
+    /// A face is recognised when its nearest person is closer than this [default: the gallery's threshold].
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// JSON lines (one per photo) instead of sentences.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `visage calibrate`.
+#[derive(Args)]
+pub struct CalibrateArgs {
+    /// Target false-accept rate: the fraction of different-people pairs allowed to match.
+    #[arg(long, default_value_t = 1e-3)]
+    pub far: f64,
+    /// Also use a labelled pair list (pathA<TAB>pathB<TAB>1 same / 0 different; paths relative to the file).
+    #[arg(long, value_name = "FILE")]
+    pub pairs: Option<PathBuf>,
+    /// Store the recommended threshold as the gallery's default.
+    #[arg(long)]
+    pub store: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn open(g: &GlobalOpts, create: Option<Metric>) -> Result<Gallery> {
+    let path = g.gallery_path()?;
+    Ok(Gallery::open(&path, DLIB_MODEL_ID, 128, create)?)
+}
+
+pub fn info(g: &GlobalOpts) -> Result<Outcome> {
+    let gal = open(g, None)?;
+    let (s, t) = gal.counts()?;
+    let c = gal.contract();
+    println!("gallery   {}", gal.path().display());
+    println!("contract  {c}");
+    println!("threshold {}", gal.threshold()?);
+    println!("subjects  {s}");
+    println!("templates {t}");
+    Ok(Outcome::Ok)
+}
+
+pub fn enroll(g: &GlobalOpts, a: EnrollArgs) -> Result<Outcome> {
+    let v = g.visage()?;
+    let choice = FaceChoice::from_args(a.face, a.largest);
+    let photos = expand(&a.photos)?;
+    let results: Vec<Result<_>> = photos.par_iter().map(|p| Ok((sha256_file(p)?, one_face(&v, p, choice)?))).collect();
+    // All or nothing: one unusable photo refuses the whole command.
+    let mut templates = Vec::new();
+    let mut refused = Vec::new();
+    for (p, r) in photos.iter().zip(results) {
+        match r {
+            Ok((sha, Ok((face, embedding)))) => {
+                let b = face.rect;
+                templates.push(NewTemplate { embedding, photo_sha256: sha, face_box: [b.left, b.top, b.right, b.bottom], source: Some(p.display().to_string()) });
+            }
+            Ok((_, Err(refusal))) => refused.push(refusal_message(p, &refusal)),
+            Err(e) => refused.push(format!("{e:#}")),
+        }
+    }
+    if !refused.is_empty() {
+        for r in &refused {
+            eprintln!("visage: {r}");
+        }
+        bail!("nothing enrolled for {:?}: {} of {} photo(s) refused", a.name, refused.len(), photos.len());
+    }
+    let gal = open(g, Some(a.metric))?;
+    let out = gal.enroll(&a.name, a.meta.as_deref(), &templates)?;
+    eprintln!("enrolled {:?}: {} new template(s){}", a.name, out.added, if out.already > 0 { format!(", {} already enrolled", out.already) } else { String::new() });
+    Ok(Outcome::Ok)
+}
+
+pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
+    let mut jobs: Vec<(String, PathBuf)> = Vec::new();
+    let mut people: Vec<PathBuf> = std::fs::read_dir(&a.dir)
+        .with_context(|| format!("{}: cannot read folder", a.dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    people.sort();
+    if people.is_empty() {
+        bail!("{}: no sub-folders; enroll-dir expects one folder of photos per person", a.dir.display());
+    }
+    for person in &people {
+        let name = person.file_name().unwrap().to_string_lossy().into_owned();
+        let mut photos: Vec<PathBuf> = std::fs::read_dir(person)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_photo(p)).collect();
+        photos.sort();
+        jobs.extend(photos.into_iter().map(|p| (name.clone(), p)));
+    }
+    let v = g.visage()?;
+    let gal = open(g, Some(a.metric))?;
+    let choice = if a.largest { FaceChoice::Largest } else { FaceChoice::Only };
+    let bar = progress(jobs.len(), "enrolling", g.quiet);
+    let (mut added, mut already, mut no_face, mut several, mut failed) = (0usize, 0usize, Vec::new(), Vec::new(), Vec::new());
+    // Photos are analysed in parallel; each is committed in its own transaction as soon as it
+    // is ready, so an interrupted run keeps everything finished and a re-run resumes.
+    for chunk in jobs.chunks(32) {
+        let results: Vec<Result<Option<_>>> = chunk
+            .par_iter()
+            .map(|(name, p)| {
+                let sha = sha256_file(p)?;
+                if gal.has_photo(name, &sha)? {
+                    return Ok(None);
+                }
+                Ok(Some((sha, one_face(&v, p, choice)?)))
+            })
+            .collect();
+        for ((name, p), r) in chunk.iter().zip(results) {
+            bar.inc(1);
+            match r {
+                Ok(None) => already += 1,
+                Ok(Some((sha, Ok((face, embedding))))) => {
+                    let b = face.rect;
+                    let t = NewTemplate { embedding, photo_sha256: sha, face_box: [b.left, b.top, b.right, b.bottom], source: Some(p.display().to_string()) };
+                    let o = gal.enroll(name, None, &[t])?;
+                    added += o.added;
+                    already += o.already;
+                }
+                Ok(Some((_, Err(Refusal::NoFace)))) => no_face.push(p.clone()),
+                Ok(Some((_, Err(Refusal::SeveralFaces(_))))) => several.push(p.clone()),
+                Err(e) => failed.push(format!("{e:#}")),
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let (s, t) = gal.counts()?;
+    eprintln!("enrolled {added} new template(s) from {} photo(s) of {} people; the gallery now holds {s} people, {t} templates", jobs.len(), people.len());
+    if already > 0 {
+        eprintln!("skipped {already} photo(s) already enrolled");
+    }
+    for (what, list) in [("no face found", &no_face), ("several faces (use --largest to take the largest)", &several)] {
+        if !list.is_empty() {
+            eprintln!("skipped {} photo(s), {what}:", list.len());
+            for p in list.iter().take(20) {
+                eprintln!("  {}", p.display());
+            }
+            if list.len() > 20 {
+                eprintln!("  ... and {} more", list.len() - 20);
+            }
+        }
+    }
+    for f in &failed {
+        eprintln!("visage: {f}");
+    }
+    Ok(if failed.is_empty() { Outcome::Ok } else { Outcome::PartialFailure })
+}
+
+pub fn subjects(g: &GlobalOpts, c: SubjectsCommand) -> Result<Outcome> {
+    let gal = open(g, None)?;
+    match c {
+        SubjectsCommand::List { json } => {
+            let list = gal.subjects()?;
+            if json {
+                for s in &list {
+                    json_line(&json!({"name": s.name, "templates": s.templates, "metadata": s.metadata.as_deref().and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok()), "created_at": s.created_at}));
+                }
+            } else {
+                println!("{:<32} {:>9}  metadata", "name", "templates");
+                for s in &list {
+                    println!("{:<32} {:>9}  {}", s.name, s.templates, s.metadata.as_deref().unwrap_or(""));
+                }
+                eprintln!("{} people", list.len());
+            }
+        }
+        SubjectsCommand::Rename { old, new } => {
+            gal.rename(&old, &new)?;
+            eprintln!("renamed {old:?} to {new:?}");
+        }
+        SubjectsCommand::Remove { name } => return forget(g, &name),
+        SubjectsCommand::Meta { name, json } => gal.set_metadata(&name, &json)?,
+    }
+    Ok(Outcome::Ok)
+}
+
+pub fn forget(g: &GlobalOpts, name: &str) -> Result<Outcome> {
+    let gal = open(g, None)?;
+    let n = gal.forget(name)?;
+    eprintln!("forgot {name:?}: {n} template(s) deleted and overwritten");
+    Ok(Outcome::Ok)
+}
+
+pub fn verify(g: &GlobalOpts, a: VerifyArgs) -> Result<Outcome> {
+    let gal = open(g, None)?;
+    let threshold = match a.threshold {
+        Some(t) => t,
+        None => gal.threshold()?,
+    };
+    // Check the name before the (slower) photo work.
+    gal.subjects()?.iter().find(|s| s.name == a.name).ok_or_else(|| visage_gallery::GalleryError::UnknownSubject { name: a.name.clone(), path: gal.path().to_path_buf() })?;
+    let v = g.visage()?;
+    let choice = FaceChoice::from_args(a.face, true);
+    let (_, e) = one_face(&v, &a.photo, choice)?.map_err(|r| anyhow::anyhow!(refusal_message(&a.photo, &r)))?;
+    let d = gal.distance_to(&a.name, &e)? as f64;
+    let matched = d < threshold;
+    let metric = gal.contract().metric;
+    if a.json {
+        println!("{}", json!({"name": a.name, "photo": a.photo, "match": matched, "distance": d, "threshold": threshold, "metric": metric.name()}));
+    } else if matched {
+        println!("match: {} ({metric} distance {d:.4} < threshold {threshold:.4})", a.name);
+    } else {
+        println!("no match: not {} ({metric} distance {d:.4} >= threshold {threshold:.4})", a.name);
+    }
+    Ok(if matched { Outcome::Ok } else { Outcome::No })
+}
+
+pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
+    let gal = open(g, None)?;
+    let threshold = match a.threshold {
+        Some(t) => t,
+        None => gal.threshold()?,
+    };
+    let photos = expand(&a.paths)?;
+    let v = g.visage()?;
+    let bar = progress(photos.len(), "identifying", g.quiet);
+    let mut failed = false;
+    for chunk in photos.chunks(32) {
+        let analysed: Vec<Result<_>> = chunk
+            .par_iter()
+            .map(|p| {
+                let img = v.load_image(p)?;
+                let r = v.analyze(&img)?;
+                bar.inc(1);
+                Ok(r)
+            })
+            .collect();
+        for (p, r) in chunk.iter().zip(analysed) {
+            match r.and_then(|faces| {
+                faces
+                    .into_iter()
+                    .map(|f| {
+                        let c = gal.search(&f.embedding, a.top.max(1))?;
+                        let best = c.first().filter(|m| (m.distance as f64) < threshold);
+                        let b = f.face.rect;
+                        Ok(json!({
+                            "box": [b.left, b.top, b.right, b.bottom],
+                            "name": best.map_or("unknown", |m| m.name.as_str()),
+                            "distance": c.first().map(|m| m.distance),
+                            "threshold": threshold,
+                            "candidates": c.iter().take(a.top).collect::<Vec<_>>(),
+                        }))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            }) {
+                Ok(faces) if a.json => json_line(&json!({"path": p, "faces": faces})),
+                Ok(faces) => bar.suspend(|| print_identified(p, &faces, a.top)),
+                Err(e) => {
+                    failed = true;
+                    bar.suspend(|| report_error(p, &format!("{e:#}")));
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    Ok(if failed { Outcome::PartialFailure } else { Outcome::Ok })
+}
+
+/// One sentence per face: `photo face i [l,t,r,b]: name (distance)` or `unknown (nearest ...)`.
+fn print_identified(path: &Path, faces: &[serde_json::Value], top: usize) {
+    if faces.is_empty() {
+        println!("{}: no face found", path.display());
+    }
+    for (i, f) in faces.iter().enumerate() {
+        let b = &f["box"];
+        let cands = f["candidates"].as_array().cloned().unwrap_or_default();
+        let list = |c: &[serde_json::Value]| {
+            c.iter().map(|m| format!("{} {:.3}", m["name"].as_str().unwrap_or("?"), m["distance"].as_f64().unwrap_or(f64::NAN))).collect::<Vec<_>>().join(", ")
+        };
+        let who = match f["name"].as_str() {
+            Some("unknown") if cands.is_empty() => "unknown (the gallery is empty)".to_string(),
+            Some("unknown") => format!("unknown (nearest: {})", list(&cands[..1])),
+            Some(name) => format!("{name} ({:.3})", f["distance"].as_f64().unwrap_or(f64::NAN)),
+            None => "?".into(),
+        };
+        let more = if top > 1 && cands.len() > 1 { format!("  candidates: {}", list(&cands)) } else { String::new() };
+        println!("{} face {i} [{},{},{},{}]: {who}{more}", path.display(), b[0], b[1], b[2], b[3]);
+    }
+}
+
+pub fn calibrate_cmd(g: &GlobalOpts, a: CalibrateArgs) -> Result<Outcome> {
+    let gal = open(g, None)?;
+    let metric = gal.contract().metric;
+    let templates = gal.templates()?;
+    let mut ids = std::collections::HashMap::new();
+    let items: Vec<(usize, &[f32])> = templates.iter().map(|t| {
+        let n = ids.len();
+        (*ids.entry(t.name.clone()).or_insert(n), t.embedding.as_slice())
+    }).collect();
+    let (mut genuine, mut impostor) = calibrate::pair_distances(&items, metric, 2_000_000);
+    let from_gallery = (genuine.len(), impostor.len());
+    if let Some(file) = &a.pairs {
+        let pairs: Vec<(PathBuf, PathBuf, bool)> = visage_eval::pairs::parse_generic(file, 1)?.into_iter().map(|p| (p.a, p.b, p.same)).collect();
+        let v = g.visage()?;
+        let bar = progress(pairs.len(), "embedding pairs", g.quiet);
+        let d: Vec<Result<(f64, bool)>> = pairs
+            .par_iter()
+            .map(|(x, y, same)| {
+                let e = |p: &Path| one_face(&v, p, FaceChoice::Largest)?.map(|(_, e)| e).map_err(|r| anyhow::anyhow!(refusal_message(p, &r)));
+                let r = (|| Ok((metric.distance(&e(x)?, &e(y)?) as f64, *same)))();
+                bar.inc(1);
+                r
+            })
+            .collect();
+        bar.finish_and_clear();
+        let mut skipped = 0;
+        for r in d {
+            match r {
+                Ok((d, true)) => genuine.push(d),
+                Ok((d, false)) => impostor.push(d),
+                Err(e) => {
+                    skipped += 1;
+                    tracing::warn!("{e:#}");
+                }
+            }
+        }
+        if skipped > 0 {
+            eprintln!("{skipped} pair(s) skipped (a photo without a face or unreadable; see -v)");
+        }
+    }
+    let Some(c) = calibrate::calibrate(&genuine, &impostor, a.far) else {
+        bail!(
+            "not enough pairs to calibrate: {} genuine and {} impostor distances (the gallery needs people with 2 or more templates, or pass --pairs FILE)",
+            genuine.len(),
+            impostor.len()
+        );
+    };
+    if a.json {
+        println!("{}", serde_json::to_string(&c)?);
+    } else {
+        println!("pairs          {} genuine, {} impostor ({} / {} from the gallery)", c.genuine, c.impostor, from_gallery.0, from_gallery.1);
+        println!("metric         {metric}");
+        println!("threshold      {:.4}   for FAR <= {} (current {:.4}, default {})", c.threshold, a.far, gal.threshold()?, default_threshold(metric));
+        println!("at threshold   FAR {:.5}, TAR {:.4}", c.far, c.tar);
+        println!("EER            {:.4} at threshold {:.4}", c.eer, c.eer_threshold);
+    }
+    if a.store {
+        gal.set_threshold(c.threshold)?;
+        eprintln!("stored threshold {:.4} in {}", c.threshold, gal.path().display());
+    }
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,150 @@
+//! The evaluation figure: the ROC curve (log-scale FAR) beside the genuine and impostor
+//! distance histograms with the threshold marked. PNG or SVG, chosen by the file extension.
+
+use crate::roc::Roc;
+use plotters::prelude::*;
+use std::path::Path;
+
+/// The font embedded for PNG text (DejaVu Sans, see `assets/DejaVuSans.LICENSE`).
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+/// What the figure shows.
+pub struct Figure<'a> {
+    /// Title line.
+    pub title: String,
+    /// The ROC over all pairs.
+    pub roc: &'a Roc,
+    /// Genuine (same person) distances.
+    pub genuine: &'a [f64],
+    /// Impostor distances.
+    pub impostor: &'a [f64],
+    /// The protocol's threshold (mean over folds).
+    pub threshold: f64,
+    /// The metric's name, for the axis.
+    pub metric: &'a str,
+}
+
+type Err = Box<dyn std::error::Error + Send + Sync>;
+
+/// Writes the figure to `path` (`.png` or `.svg`).
+pub fn write(path: &Path, fig: &Figure) -> Result<(), Err> {
+    let size = (1400u32, 620u32);
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "svg" => {
+            let root = SVGBackend::new(path, size).into_drawing_area();
+            draw(&root, fig)?;
+            root.present()?;
+        }
+        "png" => {
+            static FONT_ONCE: std::sync::Once = std::sync::Once::new();
+            FONT_ONCE.call_once(|| {
+                let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+            });
+            let mut buf = vec![0u8; (size.0 * size.1 * 3) as usize];
+            {
+                let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
+                draw(&root, fig)?;
+                root.present()?;
+            }
+            image::RgbImage::from_raw(size.0, size.1, buf).ok_or("plot buffer")?.save(path)?;
+        }
+        other => return Err(format!("{}: plots are .png or .svg, not {other:?}", path.display()).into()),
+    }
+    Ok(())
+}
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, fig: &Figure) -> Result<(), Err>
+where
+    DB::ErrorType: 'static,
+{
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| -> Err { x.to_string().into() };
+    root.fill(&WHITE).map_err(e)?;
+    let (top, body) = root.split_vertically(50);
+    top.draw(&Text::new(fig.title.clone(), (20, 14), ("sans-serif", 22).into_font())).map_err(e)?;
+    let (left, right) = body.split_horizontally(700);
+
+    // ROC: FAR on a log axis from one impostor pair in a thousand-ish up to 1.
+    let min_far = fig.roc.points.iter().map(|p| p.far).filter(|&f| f > 0.0).fold(1.0, f64::min).max(1e-5) / 2.0;
+    let min_tar = fig.roc.points.iter().filter(|p| p.far >= min_far).map(|p| p.tar).fold(1.0, f64::min);
+    let y0 = (min_tar - 0.02).clamp(0.0, 0.98);
+    let mut chart = ChartBuilder::on(&left)
+        .caption(format!("ROC  (AUC {:.4}, EER {:.2}%)", fig.roc.auc, fig.roc.eer * 100.0), ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(50)
+        .y_label_area_size(65)
+        .build_cartesian_2d((min_far..1.0f64).log_scale(), y0..1.0f64)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("false accept rate (log scale)")
+        .y_desc("true accept rate")
+        .x_label_formatter(&|v| format!("{v:.0e}"))
+        .y_label_formatter(&|v| format!("{v:.3}"))
+        .draw()
+        .map_err(e)?;
+    let curve: Vec<(f64, f64)> = fig.roc.points.iter().filter(|p| p.far >= min_far).map(|p| (p.far, p.tar)).collect();
+    chart
+        .draw_series(LineSeries::new(curve, ShapeStyle::from(&BLUE).stroke_width(3)))
+        .map_err(e)?
+        .label("visage")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], ShapeStyle::from(&BLUE).stroke_width(3)));
+    let at = fig.roc.points.iter().filter(|p| p.threshold <= fig.threshold).last().copied();
+    if let Some(p) = at.filter(|p| p.far >= min_far) {
+        chart
+            .draw_series(std::iter::once(Circle::new((p.far, p.tar), 7, ShapeStyle::from(&RED).filled())))
+            .map_err(e)?
+            .label(format!("threshold {:.3}: FAR {:.2e}, TAR {:.4}", fig.threshold, p.far, p.tar))
+            .legend(|(x, y)| Circle::new((x + 12, y), 6, ShapeStyle::from(&RED).filled()));
+    }
+    chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.9)).border_style(BLACK).label_font(("sans-serif", 16)).draw().map_err(e)?;
+
+    // Histograms, each normalised to its own count.
+    let all = fig.genuine.iter().chain(fig.impostor).copied();
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+    let bins = 60usize;
+    let width = ((hi - lo) / bins as f64).max(1e-9);
+    let hist = |v: &[f64]| -> Vec<(f64, f64)> {
+        let mut c = vec![0f64; bins];
+        for &x in v {
+            c[(((x - lo) / width) as usize).min(bins - 1)] += 1.0;
+        }
+        let n = v.len().max(1) as f64;
+        let mut pts = vec![(lo, 0.0)];
+        for (i, &k) in c.iter().enumerate() {
+            let (a, b) = (lo + i as f64 * width, lo + (i + 1) as f64 * width);
+            pts.extend([(a, k / n), (b, k / n)]);
+        }
+        pts.push((hi, 0.0));
+        pts
+    };
+    let (hg, hi_) = (hist(fig.genuine), hist(fig.impostor));
+    let ymax = hg.iter().chain(&hi_).map(|p| p.1).fold(0.0, f64::max) * 1.1;
+    let mut chart = ChartBuilder::on(&right)
+        .caption(format!("{} distances ({} same-person pairs, {} different-people pairs)", fig.metric, fig.genuine.len(), fig.impostor.len()), ("sans-serif", 18))
+        .margin(15)
+        .x_label_area_size(50)
+        .y_label_area_size(65)
+        .build_cartesian_2d(lo..hi, 0.0..ymax.max(1e-6))
+        .map_err(e)?;
+    chart.configure_mesh().x_desc(format!("{} distance", fig.metric)).y_desc("fraction of pairs").draw().map_err(e)?;
+    let green = RGBColor(0, 150, 70);
+    let orange = RGBColor(230, 120, 0);
+    chart
+        .draw_series(LineSeries::new(hg, ShapeStyle::from(&green).stroke_width(2)))
+        .map_err(e)?
+        .label("same person")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], ShapeStyle::from(&green).stroke_width(3)));
+    chart
+        .draw_series(LineSeries::new(hi_, ShapeStyle::from(&orange).stroke_width(2)))
+        .map_err(e)?
+        .label("different people")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], ShapeStyle::from(&orange).stroke_width(3)));
+    chart
+        .draw_series(LineSeries::new(vec![(fig.threshold, 0.0), (fig.threshold, ymax)], ShapeStyle::from(&RED).stroke_width(2)))
+        .map_err(e)?
+        .label(format!("threshold {:.3}", fig.threshold))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], ShapeStyle::from(&RED).stroke_width(3)));
+    chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.9)).border_style(BLACK).label_font(("sans-serif", 16)).draw().map_err(e)?;
+    Ok(())
+}
