@@ -11,6 +11,7 @@
 //! * [`plot`]: the ROC curve and the distance histograms as PNG or SVG.
 
 pub mod embed;
+pub mod openset;
 pub mod pairs;
 pub mod plot;
 

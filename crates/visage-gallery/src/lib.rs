@@ -5,7 +5,9 @@
 //!   (model, dimension, metric); embeddings that do not fit it are refused.
 //! * [`SearchIndex`]: the in-memory index searches run on, rebuilt from SQLite: an exact scan
 //!   of a contiguous f32 matrix on all cores, and an HNSW graph (usearch) above
-//!   [`APPROX_THRESHOLD`] templates.
+//!   [`APPROX_THRESHOLD`] templates. The graph is cached beside the gallery file
+//!   (`<gallery>.hnsw`), tagged with the gallery's generation counter, which every change
+//!   increments: a stale cache is never used, and SQLite stays the source of truth.
 //! * Decision rule (identify and verify): a subject's distance to a probe is the distance to
 //!   its *nearest template*; the best subject is the one with the smallest such distance, and
 //!   it is a match only when that distance is below the threshold. Otherwise the face is
@@ -21,7 +23,7 @@ mod schema;
 mod store;
 
 pub use error::GalleryError;
-pub use index::{Candidate, SearchIndex, APPROX_THRESHOLD};
+pub use index::{Candidate, HnswParams, SearchIndex, APPROX_THRESHOLD};
 pub use store::{Contract, EnrollOutcome, Gallery, Match, NewTemplate, SubjectInfo, TemplateRecord, DLIB_MODEL_ID};
 
 /// The default same-person threshold for a metric on dlib's embeddings. L2 0.6 is dlib's own;

@@ -100,6 +100,14 @@ pub struct Gallery {
     conn: Mutex<Connection>,
     contract: Contract,
     loaded: Mutex<Option<Arc<Loaded>>>,
+    approx_threshold: usize,
+}
+
+/// Counts changes to the templates: cached derived data (the HNSW graph) is valid only for
+/// the generation it was built from.
+fn bump_generation(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    tx.execute("INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1", [])?;
+    Ok(())
 }
 
 fn now() -> i64 {
@@ -142,6 +150,7 @@ impl Gallery {
             conn: Mutex::new(conn),
             contract: Contract { model: model.into(), dim, metric: create.unwrap_or_default() },
             loaded: Mutex::new(None),
+            approx_threshold: APPROX_THRESHOLD,
         };
         g.init_or_check(model, dim, create)?;
         Ok(g)
@@ -202,6 +211,18 @@ impl Gallery {
         drop(conn);
         self.contract = stored;
         Ok(())
+    }
+
+    /// Searches switch from exact to the HNSW graph from this many templates
+    /// ([`APPROX_THRESHOLD`] by default).
+    pub fn with_approx_threshold(mut self, templates: usize) -> Self {
+        self.approx_threshold = templates;
+        self
+    }
+
+    /// Whether searches currently run on the HNSW graph.
+    pub fn is_approximate(&self) -> Result<bool, GalleryError> {
+        Ok(self.loaded()?.index.is_approximate())
     }
 
     /// The file.
@@ -296,6 +317,9 @@ impl Gallery {
                 }
             }
         }
+        if out.added > 0 {
+            bump_generation(&tx).map_err(&err)?;
+        }
         tx.commit().map_err(&err)?;
         drop(conn);
         self.invalidate();
@@ -352,6 +376,7 @@ impl Gallery {
         if n == 0 {
             return Err(GalleryError::UnknownSubject { name: old.into(), path: self.path.clone() });
         }
+        bump_generation(&tx).map_err(&err)?;
         tx.commit().map_err(&err)?;
         drop(conn);
         self.invalidate();
@@ -380,10 +405,21 @@ impl Gallery {
         };
         let n = tx.execute("DELETE FROM templates WHERE subject_id = ?1", [id]).map_err(&err)?;
         tx.execute("DELETE FROM subjects WHERE id = ?1", [id]).map_err(&err)?;
+        bump_generation(&tx).map_err(&err)?;
         tx.commit().map_err(&err)?;
         // Best effort: another reader may hold the log; the data is already overwritten.
         let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         drop(conn);
+        // The cached HNSW graph holds copies of the vectors: delete it now rather than when the
+        // next search notices it is stale.
+        let (graph, _) = self.graph_cache()?;
+        for f in [graph.with_extension("hnsw.generation"), graph] {
+            if let Err(e) = std::fs::remove_file(&f) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(GalleryError::Invalid(format!("could not delete {}: {e}", f.display())));
+                }
+            }
+        }
         self.invalidate();
         Ok(n)
     }
@@ -431,12 +467,44 @@ impl Gallery {
                 index.push((names.len() - 1) as u32, &from_blob(&blob));
             }
         }
-        if index.len() >= APPROX_THRESHOLD {
-            index.build_approximate()?;
+        if index.len() >= self.approx_threshold {
+            self.attach_approximate(&mut index)?;
         }
         let l = Arc::new(Loaded { index, names });
         *slot = Some(l.clone());
         Ok(l)
+    }
+
+    /// The file caching the HNSW graph, and the generation it must be tagged with.
+    fn graph_cache(&self) -> Result<(PathBuf, String), GalleryError> {
+        let generation: String = self
+            .conn()
+            .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| r.get(0))
+            .optional()
+            .map_err(self.err())?
+            .unwrap_or_else(|| "0".into());
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(".hnsw");
+        Ok((self.path.with_file_name(name), generation))
+    }
+
+    /// Loads the cached HNSW graph when it was built from this generation of the gallery,
+    /// otherwise builds it and refreshes the cache (best effort: a read-only folder just
+    /// means no cache).
+    fn attach_approximate(&self, index: &mut SearchIndex) -> Result<(), GalleryError> {
+        let params = crate::HnswParams::default();
+        let (file, generation) = self.graph_cache()?;
+        let tag_file = file.with_extension("hnsw.generation");
+        let tag = format!("{generation} {} {:?}", index.len(), params);
+        if std::fs::read_to_string(&tag_file).ok().as_deref() == Some(tag.as_str()) && index.load_approximate(&file, params)? {
+            return Ok(());
+        }
+        index.build_approximate_with(params)?;
+        let tmp = file.with_extension("hnsw.tmp");
+        if index.save_approximate(&tmp).is_ok() && std::fs::rename(&tmp, &file).is_ok() {
+            let _ = std::fs::write(&tag_file, tag);
+        }
+        Ok(())
     }
 
     /// The `k` nearest subjects to `probe` (nearest template per subject), nearest first.

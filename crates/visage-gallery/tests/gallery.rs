@@ -132,3 +132,53 @@ fn threads_writing_at_once_all_succeed() {
     let g = Gallery::open(&path, DLIB_MODEL_ID, 128, None).unwrap();
     assert_eq!(g.counts().unwrap(), (100, 100));
 }
+
+#[test]
+fn the_hnsw_graph_is_cached_beside_the_file_and_never_used_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, Some(Metric::L2)).unwrap().with_approx_threshold(100);
+    for s in 0..150u32 {
+        g.enroll(&format!("p{s}"), None, &[tpl(emb(s), &format!("{s}a")), tpl(near(&emb(s), 0.01), &format!("{s}b"))]).unwrap();
+    }
+    let probe = near(&emb(77), 0.015);
+    assert_eq!(g.search(&probe, 1).unwrap()[0].name, "p77");
+    assert!(g.is_approximate().unwrap());
+    let cache = dir.path().join("g.db.hnsw");
+    let tag = dir.path().join("g.db.hnsw.generation");
+    assert!(cache.exists() && tag.exists(), "the graph is saved beside the gallery");
+    let before = std::fs::metadata(&cache).unwrap().modified().unwrap();
+    drop(g);
+
+    // Reopened unchanged: the cached graph is loaded, not rebuilt.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, None).unwrap().with_approx_threshold(100);
+    assert_eq!(g.search(&probe, 3).unwrap()[0].name, "p77");
+    assert_eq!(std::fs::metadata(&cache).unwrap().modified().unwrap(), before);
+
+    // A change makes the cache stale: the next search rebuilds it and finds the newcomer.
+    let newcomer = emb(9999);
+    g.enroll("newcomer", None, &[tpl(newcomer.clone(), "n")]).unwrap();
+    assert_eq!(g.search(&newcomer, 1).unwrap()[0].name, "newcomer");
+    assert_ne!(std::fs::metadata(&cache).unwrap().modified().unwrap(), before);
+    // A cache file that does not fit (here: garbage) is ignored.
+    drop(g);
+    std::fs::write(&cache, b"garbage").unwrap();
+    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, None).unwrap().with_approx_threshold(100);
+    assert_eq!(g.search(&newcomer, 1).unwrap()[0].name, "newcomer");
+}
+
+#[test]
+fn forget_also_deletes_the_cached_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, Some(Metric::L2)).unwrap().with_approx_threshold(10);
+    for s in 0..20u32 {
+        g.enroll(&format!("p{s}"), None, &[tpl(emb(s), &format!("{s}"))]).unwrap();
+    }
+    g.search(&emb(3), 1).unwrap();
+    assert!(dir.path().join("g.db.hnsw").exists());
+    g.forget("p3").unwrap();
+    assert!(!dir.path().join("g.db.hnsw").exists(), "the graph with p3's vector must go");
+    assert_ne!(g.search(&emb(3), 1).unwrap()[0].name, "p3");
+}

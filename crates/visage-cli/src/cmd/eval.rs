@@ -28,6 +28,19 @@ pub enum EvalCommand {
         #[command(flatten)]
         opts: EvalOpts,
     },
+    /// Open-set identification on a folder per person: people with 2+ photos are enrolled from
+    /// their first photo and probed with the others; people with one photo are never enrolled.
+    /// Reports rank-1 accuracy and the rejection rate of unknown faces at the threshold.
+    Identify {
+        /// Folder with one sub-folder of photos per person (e.g. LFW's images).
+        #[arg(long, value_name = "DIR")]
+        images: PathBuf,
+        /// Identification threshold.
+        #[arg(long, default_value_t = 0.6)]
+        threshold: f64,
+        #[command(flatten)]
+        opts: EvalOpts,
+    },
     /// Any labelled pair list: pathA<TAB>pathB<TAB>1 (same) or 0 (different), paths relative to the file.
     Pairs {
         /// The pair list.
@@ -78,6 +91,55 @@ pub struct EvalOpts {
     pub no_cache: bool,
 }
 
+/// Embeds photos with the evaluation's options (and cache).
+fn embed_photos(g: &GlobalOpts, o: &EvalOpts, photos: &[PathBuf]) -> Result<(std::collections::HashMap<PathBuf, visage_eval::embed::Embedded>, visage_eval::embed::EmbedStats)> {
+    let mut v = g.visage()?;
+    if o.landmarks == 68 {
+        let store = g.store()?;
+        let bytes = store.read_verified(visage::ModelFile::ShapePredictor68).context("the 68-point model (install it with `visage models fetch --all`)")?;
+        v = v.with_shape_predictor(visage::ShapePredictor::parse(&bytes)?);
+    }
+    let options = EmbedOptions { upsample: g.upsample, flip: o.flip, jitter: o.jitter, landmarks: o.landmarks };
+    let cache_dir = if o.no_cache { None } else { o.cache.clone().or_else(|| dirs::cache_dir().map(|d| d.join("visage").join("eval"))) };
+    let embedder = EvalEmbedder::new(&v, options, cache_dir.as_deref(), visage_gallery::DLIB_MODEL_ID);
+    let bar = progress(photos.len(), "embedding", g.quiet || o.json);
+    let r = embedder.embed_all(photos, &|| bar.inc(1)).context("embedding the evaluation photos")?;
+    bar.finish_and_clear();
+    Ok(r)
+}
+
+fn identify(g: &GlobalOpts, images: &std::path::Path, threshold: f64, o: EvalOpts) -> Result<Outcome> {
+    let split = visage_eval::openset::split(images).with_context(|| format!("{}: cannot read", images.display()))?;
+    if split.gallery.is_empty() || split.unknown.is_empty() {
+        bail!("{}: need people with 2+ photos (enrolled) and people with 1 photo (never enrolled)", images.display());
+    }
+    let photos: Vec<PathBuf> = split.gallery.iter().map(|x| x.1.clone()).chain(split.known.iter().map(|x| x.1.clone())).chain(split.unknown.iter().cloned()).collect();
+    let (emb, stats) = embed_photos(g, &o, &photos)?;
+    let get = |p: &PathBuf| emb[p].embedding.clone();
+    let gallery: Vec<(String, Vec<f32>)> = split.gallery.iter().map(|(n, p)| (n.clone(), get(p))).collect();
+    let known: Vec<(String, Vec<f32>)> = split.known.iter().map(|(n, p)| (n.clone(), get(p))).collect();
+    let unknown: Vec<Vec<f32>> = split.unknown.iter().map(get).collect();
+    let r = visage_eval::openset::evaluate(o.metric, &gallery, &known, &unknown, threshold);
+    if o.json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(Outcome::Ok);
+    }
+    let rate = if stats.seconds > 0.0 { stats.computed as f64 / stats.seconds } else { 0.0 };
+    println!("open-set identification on {}: {} people enrolled (1 photo each), {} photos of them to identify, {} photos of {} people never enrolled", images.display(), r.enrolled, r.known_probes, r.unknown_probes, r.unknown_probes);
+    println!("photos         {} ({} embedded in {:.1} s = {:.1} photos/s, {} from cache)", photos.len(), stats.computed, stats.seconds, rate, stats.cached);
+    println!("rank-1         {:.2}%   (nearest enrolled person is right, threshold ignored; rank-5 {:.2}%)", r.rank1 * 100.0, r.rank5 * 100.0);
+    println!("{:>9}  {:>14}  {:>14}  {:>14}  {:>16}", "threshold", "named right", "known rejected", "named wrong", "unknown rejected");
+    let extra = (!r.sweep.iter().any(|p| (p.threshold - threshold).abs() < 1e-12)).then_some(&r.at_threshold);
+    for p in r.sweep.iter().chain(extra) {
+        let mark = if (p.threshold - threshold).abs() < 1e-12 { " <" } else { "" };
+        println!(
+            "{:>9.3}  {:>13.2}%  {:>13.2}%  {:>13.2}%  {:>15.2}%{mark}",
+            p.threshold, p.detection_identification_rate * 100.0, p.known_rejected * 100.0, p.known_misidentified * 100.0, p.unknown_rejection_rate * 100.0
+        );
+    }
+    Ok(Outcome::Ok)
+}
+
 fn parse_landmarks(s: &str) -> Result<u32, String> {
     match s {
         "5" => Ok(5),
@@ -88,6 +150,7 @@ fn parse_landmarks(s: &str) -> Result<u32, String> {
 
 pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
     let (label, pairs, folds, o) = match c {
+        EvalCommand::Identify { images, threshold, opts } => return identify(g, &images, threshold, opts),
         EvalCommand::Lfw { images, pairs, opts } => {
             if !images.is_dir() {
                 bail!("{}: not a folder (--images is LFW's image folder)", images.display());
@@ -106,18 +169,7 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
         bail!("need both same-person and different-people pairs ({ng} and {ni} found)");
     }
     let photos: Vec<PathBuf> = pairs.iter().flat_map(|p| [p.a.clone(), p.b.clone()]).collect::<BTreeSet<_>>().into_iter().collect();
-    let mut v = g.visage()?;
-    if o.landmarks == 68 {
-        let store = g.store()?;
-        let bytes = store.read_verified(visage::ModelFile::ShapePredictor68).context("the 68-point model (install it with `visage models fetch --all`)")?;
-        v = v.with_shape_predictor(visage::ShapePredictor::parse(&bytes)?);
-    }
-    let options = EmbedOptions { upsample: g.upsample, flip: o.flip, jitter: o.jitter, landmarks: o.landmarks };
-    let cache_dir = if o.no_cache { None } else { o.cache.clone().or_else(|| dirs::cache_dir().map(|d| d.join("visage").join("eval"))) };
-    let embedder = EvalEmbedder::new(&v, options, cache_dir.as_deref(), visage_gallery::DLIB_MODEL_ID);
-    let bar = progress(photos.len(), "embedding", g.quiet || o.json);
-    let (emb, stats) = embedder.embed_all(&photos, &|| bar.inc(1)).context("embedding the evaluation photos")?;
-    bar.finish_and_clear();
+    let (emb, stats) = embed_photos(g, &o, &photos)?;
 
     let scored: Vec<Scored> = pairs
         .iter()
