@@ -29,13 +29,16 @@ fn every_oracle_chip_is_pixel_identical() {
     assert_eq!(chips, 27);
 }
 
+/// (photo, enlargement, face index, dlib's landmarks, checksum of dlib's chip).
+type PyramidCase = (&'static str, u32, usize, [(i64, i64); 5], u64);
+
 /// Faces large enough to need dlib's image pyramid (depths 1 to 3): oracle photos enlarged by
 /// pixel replication, chips cut from dlib's landmarks, compared by checksum with dlib's chips
 /// (fixture made by bench/reference/pyramid_chip_fixtures.py).
 #[test]
 fn large_faces_go_through_the_same_pyramid_as_dlib() {
     let Some(oracle) = visage_testdata::oracle_dir("large_faces_go_through_the_same_pyramid_as_dlib") else { return };
-    let cases: &[(&str, u32, usize, [(i64, i64); 5], u64)] = &include!("dlib_pyramid_chips.in");
+    let cases: &[PyramidCase] = &include!("dlib_pyramid_chips.in");
     let mut depths = std::collections::BTreeSet::new();
     for (name, k, face, lm, sum) in cases {
         let photo = load_rgb(&oracle.join("images").join(name), &ImageLimits::default()).unwrap();

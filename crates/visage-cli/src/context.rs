@@ -45,7 +45,8 @@ impl GlobalOpts {
             1 => "info",
             _ => "debug",
         };
-        let filter = tracing_subscriber::EnvFilter::try_from_env("VISAGE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        let filter =
+            tracing_subscriber::EnvFilter::try_from_env("VISAGE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
     }
 

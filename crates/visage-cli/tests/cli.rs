@@ -70,7 +70,15 @@ fn fetch_refuses_a_forged_package() {
     let dir = tempfile::tempdir().unwrap();
     let tarball = dir.path().join("fake.tar.gz");
     empty_gzip(&tarball);
-    let o = visage(&["--models", &dir.path().join("m").to_string_lossy(), "models", "fetch", "--force", "--from-sdist", &tarball.to_string_lossy()]);
+    let o = visage(&[
+        "--models",
+        &dir.path().join("m").to_string_lossy(),
+        "models",
+        "fetch",
+        "--force",
+        "--from-sdist",
+        &tarball.to_string_lossy(),
+    ]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(!err.contains("panicked"), "{err}");

@@ -40,7 +40,17 @@ fn pair_protocol_on_a_generic_list() {
     std::fs::write(&file, list).unwrap();
     let plot = dir.path().join("roc.png");
     let cache = dir.path().join("cache");
-    let args = ["eval", "pairs", "--pairs", file.to_str().unwrap(), "--json", "--plot", plot.to_str().unwrap(), "--cache", cache.to_str().unwrap()];
+    let args = [
+        "eval",
+        "pairs",
+        "--pairs",
+        file.to_str().unwrap(),
+        "--json",
+        "--plot",
+        plot.to_str().unwrap(),
+        "--cache",
+        cache.to_str().unwrap(),
+    ];
     let o = visage(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

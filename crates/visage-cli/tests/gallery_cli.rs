@@ -43,7 +43,18 @@ fn one_shot_enrollment_then_verify_and_identify() {
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(out(&o).starts_with("no match"));
     // 1:N: known people by name, a never-enrolled person as unknown.
-    let o = visage(&g, &["identify", "--json", "--top", "3", &photo(&lfw, "George_W_Bush", 2), &photo(&lfw, "Tony_Blair", 3), &photo(&lfw, "Gerhard_Schroeder", 1)]);
+    let o = visage(
+        &g,
+        &[
+            "identify",
+            "--json",
+            "--top",
+            "3",
+            &photo(&lfw, "George_W_Bush", 2),
+            &photo(&lfw, "Tony_Blair", 3),
+            &photo(&lfw, "Gerhard_Schroeder", 1),
+        ],
+    );
     assert!(o.status.success(), "{}", err(&o));
     let names: Vec<String> = out(&o)
         .lines()
@@ -121,7 +132,8 @@ fn check_consistent(g: &Path) {
         .query_row("SELECT count(*) FROM (SELECT 1 FROM templates GROUP BY subject_id, photo_sha256 HAVING count(*) > 1)", [], |r| r.get(0))
         .unwrap();
     assert_eq!(dups, 0, "duplicate templates");
-    let orphans: i64 = c.query_row("SELECT count(*) FROM templates WHERE subject_id NOT IN (SELECT id FROM subjects)", [], |r| r.get(0)).unwrap();
+    let orphans: i64 =
+        c.query_row("SELECT count(*) FROM templates WHERE subject_id NOT IN (SELECT id FROM subjects)", [], |r| r.get(0)).unwrap();
     assert_eq!(orphans, 0);
 }
 

@@ -249,7 +249,8 @@ fn exif_orientation(tiff: &[u8]) -> Option<u8> {
         b"MM" => false,
         _ => return None,
     };
-    let u16_at = |o: usize| tiff.get(o..o + 2).map(|b| if le { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) });
+    let u16_at =
+        |o: usize| tiff.get(o..o + 2).map(|b| if le { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) });
     let u32_at = |o: usize| {
         tiff.get(o..o + 4).map(|b| {
             let a = [b[0], b[1], b[2], b[3]];

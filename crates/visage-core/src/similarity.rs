@@ -15,10 +15,7 @@ pub struct Similarity {
 impl Similarity {
     /// Applies the transform.
     pub fn apply(&self, p: DPoint) -> DPoint {
-        DPoint::new(
-            self.m[0][0] * p.x + self.m[0][1] * p.y + self.b.x,
-            self.m[1][0] * p.x + self.m[1][1] * p.y + self.b.y,
-        )
+        DPoint::new(self.m[0][0] * p.x + self.m[0][1] * p.y + self.b.x, self.m[1][0] * p.x + self.m[1][1] * p.y + self.b.y)
     }
 
     /// The rotation angle in radians (of the image of the x axis).
@@ -70,9 +67,7 @@ mod tests {
         let from = [DPoint::new(0.0, 0.0), DPoint::new(1.0, 0.0), DPoint::new(0.0, 2.0), DPoint::new(3.0, 1.0)];
         let to: Vec<DPoint> = from
             .iter()
-            .map(|p| {
-                DPoint::new(s * (th.cos() * p.x - th.sin() * p.y) + tx, s * (th.sin() * p.x + th.cos() * p.y) + ty)
-            })
+            .map(|p| DPoint::new(s * (th.cos() * p.x - th.sin() * p.y) + tx, s * (th.sin() * p.x + th.cos() * p.y) + ty))
             .collect();
         let t = find_similarity_transform(&from, &to);
         assert!((t.scale() - s).abs() < 1e-12);

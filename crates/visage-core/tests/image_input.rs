@@ -13,9 +13,7 @@ fn png<P: image::Pixel<Subpixel = S> + image::PixelWithColorType, S: image::Prim
 ) -> Vec<u8> {
     let mut out = Vec::new();
     let bytes: Vec<u8> = img.as_raw().iter().flat_map(|s| s.be_bytes()).collect();
-    image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(&bytes, img.width(), img.height(), P::COLOR_TYPE)
-        .unwrap();
+    image::codecs::png::PngEncoder::new(&mut out).write_image(&bytes, img.width(), img.height(), P::COLOR_TYPE).unwrap();
     out
 }
 
@@ -67,9 +65,7 @@ fn png_variants_become_rgb() {
 fn webp_decodes() {
     let src = ImageBuffer::from_fn(5, 4, |x, y| Rgba([x as u8 * 40, y as u8 * 50, 200, 255]));
     let mut out = Vec::new();
-    image::codecs::webp::WebPEncoder::new_lossless(&mut out)
-        .write_image(src.as_raw(), 5, 4, image::ExtendedColorType::Rgba8)
-        .unwrap();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut out).write_image(src.as_raw(), 5, 4, image::ExtendedColorType::Rgba8).unwrap();
     let img = decode_rgb(&out, "webp", &L).unwrap();
     assert_eq!(img.dimensions(), (5, 4));
     assert_eq!(img.get_pixel(4, 3).0, [160, 150, 200]);

@@ -6,7 +6,9 @@ fn main() {
             d.run(&img, up, 0.0);
             let t = std::time::Instant::now();
             let n = 5;
-            for _ in 0..n { d.run(&img, up, 0.0); }
+            for _ in 0..n {
+                d.run(&img, up, 0.0);
+            }
             println!("{} up{up}: {:.1} ms", p.rsplit('/').next().unwrap(), t.elapsed().as_secs_f64() * 1e3 / n as f64);
         }
     }

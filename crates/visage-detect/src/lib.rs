@@ -10,7 +10,7 @@ pub mod hog;
 pub mod shape_predictor;
 
 pub use hog::HogDetector;
-pub use shape_predictor::{ShapePredictor, ShapeError};
+pub use shape_predictor::{ShapeError, ShapePredictor};
 
 use visage_core::{Rect, RgbImage};
 

@@ -58,21 +58,20 @@ fn main() {
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     println!("visage embedder: {} kernels, {threads} threads, {} chips from {}", embedder.isa().name(), chips.len(), chip_dir.display());
 
-    let measure = |label: &str| {
-        let b1 = per_face(&embedder, &chips, 1, repeats);
-        let b32 = per_face(&embedder, &chips, 32, repeats);
-        let b32_1t = one.install(|| per_face(&embedder, &chips, 32, repeats));
-        println!(
+    let measure =
+        |label: &str| {
+            let b1 = per_face(&embedder, &chips, 1, repeats);
+            let b32 = per_face(&embedder, &chips, 32, repeats);
+            let b32_1t = one.install(|| per_face(&embedder, &chips, 32, repeats));
+            println!(
             "  {label}: batch 1 {:.2} ms/face ({:.0} faces/s) | batch 32 {:.2} ms/face ({:.0} faces/s) | batch 32, 1 thread {:.2} ms/face",
             b1 * 1e3, 1.0 / b1, b32 * 1e3, 1.0 / b32, b32_1t * 1e3
         );
-        (b1, b32, b32_1t)
-    };
+            (b1, b32, b32_1t)
+        };
     let first = measure("visage (before dlib)");
 
-    let python = std::env::var_os("VISAGE_REFERENCE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo.join(".bench-venv/bin/python"));
+    let python = std::env::var_os("VISAGE_REFERENCE_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo.join(".bench-venv/bin/python"));
     let script = repo.join("bench/reference/dlib_embed.py");
     let dlib = if python.exists() {
         let out = Command::new(&python)

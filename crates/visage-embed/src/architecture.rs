@@ -107,12 +107,7 @@ impl Node {
 
 /// The forward sequence of the face ResNet (after the input layer).
 fn recipe() -> Vec<Node> {
-    let mut v = vec![
-        Node::Conv { filters: 32, kernel: 7, stride: 2 },
-        Node::Affine,
-        Node::Relu,
-        Node::MaxPool { size: 3, stride: 2 },
-    ];
+    let mut v = vec![Node::Conv { filters: 32, kernel: 7, stride: 2 }, Node::Affine, Node::Relu, Node::MaxPool { size: 3, stride: 2 }];
     for (count, ch, down) in STAGES {
         for i in 0..count {
             let is_down = down && i == 0;
@@ -162,10 +157,7 @@ pub fn parse_resnet(bytes: &[u8]) -> Result<ResnetWeights, FormatError> {
             (false, _) => v == 1 || v == 2,
         };
         if !ok {
-            return Err(r.error(format!(
-                "layer {i} ({:?}) has version {v}: not the dlib face ResNet-29",
-                nodes[i]
-            )));
+            return Err(r.error(format!("layer {i} ({:?}) has version {v}: not the dlib face ResNet-29", nodes[i])));
         }
         versions[i] = v;
     }
@@ -375,12 +367,7 @@ fn parse_bn_as_affine(r: &mut DlibReader) -> Result<Affine, FormatError> {
     Ok(Affine { gamma, beta })
 }
 
-fn assemble(
-    parsed: Vec<Parsed>,
-    input_mean: [f32; 3],
-    loss_margin: f32,
-    distance_threshold: f32,
-) -> Result<ResnetWeights, String> {
+fn assemble(parsed: Vec<Parsed>, input_mean: [f32; 3], loss_margin: f32, distance_threshold: f32) -> Result<ResnetWeights, String> {
     let mut convs = Vec::new();
     let mut affines = Vec::new();
     let mut fc = None;

@@ -191,11 +191,7 @@ impl ConvLayer {
                             cols: (self.out_channels - n0).min(nr),
                             scale: self.scale.as_ptr().add(n0),
                             shift: self.shift.as_ptr().add(n0),
-                            residual: if res_ptr == 0 {
-                                std::ptr::null()
-                            } else {
-                                (res_ptr as *const f32).add(m0 * ldc + n0)
-                            },
+                            residual: if res_ptr == 0 { std::ptr::null() } else { (res_ptr as *const f32).add(m0 * ldc + n0) },
                             relu: self.relu,
                         };
                         run_tile(self.isa, &t);
@@ -283,10 +279,8 @@ mod tests {
                     filters: (0..cout * cin * k * k).map(|_| lcg(&mut seed)).collect(),
                     bias: (0..cout).map(|_| lcg(&mut seed)).collect(),
                 };
-                let aff = Affine {
-                    gamma: (0..cout).map(|_| 1.0 + lcg(&mut seed)).collect(),
-                    beta: (0..cout).map(|_| lcg(&mut seed)).collect(),
-                };
+                let aff =
+                    Affine { gamma: (0..cout).map(|_| 1.0 + lcg(&mut seed)).collect(), beta: (0..cout).map(|_| lcg(&mut seed)).collect() };
                 let x: Vec<f32> = (0..s.len()).map(|_| lcg(&mut seed)).collect();
                 for (relu, with_res) in [(false, false), (true, true)] {
                     let layer = ConvLayer::new(isa, &conv, &aff, relu);

@@ -114,8 +114,8 @@ pub fn forward(weights: &ResnetWeights, rgb: &[u8]) -> Vec<f32> {
     assert_eq!(rgb.len(), s * s * 3, "chip must be {s}x{s} RGB");
     let mut x = Chw::zeros(3, s, s);
     for (i, px) in rgb.chunks_exact(3).enumerate() {
-        for c in 0..3 {
-            x.data[c * s * s + i] = (px[c] as f32 - weights.input_mean[c]) / 256.0;
+        for (c, (&v, mean)) in px.iter().zip(weights.input_mean).enumerate() {
+            x.data[c * s * s + i] = (v as f32 - mean) / 256.0;
         }
     }
     let mut x = conv(&x, &weights.stem_conv);
@@ -136,8 +136,6 @@ pub fn forward(weights: &ResnetWeights, rgb: &[u8]) -> Vec<f32> {
     let pooled: Vec<f64> =
         (0..x.c).map(|c| x.data[c * x.h * x.w..(c + 1) * x.h * x.w].iter().map(|&v| v as f64).sum::<f64>() / hw).collect();
     (0..weights.fc_outputs)
-        .map(|o| {
-            (0..weights.fc_inputs).map(|i| pooled[i] * weights.fc[i * weights.fc_outputs + o] as f64).sum::<f64>() as f32
-        })
+        .map(|o| (0..weights.fc_inputs).map(|i| pooled[i] * weights.fc[i * weights.fc_outputs + o] as f64).sum::<f64>() as f32)
         .collect()
 }

@@ -142,6 +142,9 @@ pub struct EmbedStats {
     pub seconds: f64,
 }
 
+/// A photo read for embedding: its path, hash, and (unless cached) its chips and face source.
+type Prepared = (PathBuf, [u8; 32], Option<(Vec<RgbImage>, FaceSource)>);
+
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
@@ -219,14 +222,18 @@ impl<'a> EvalEmbedder<'a> {
 
     /// Embeds `paths` (each photo once), calling `progress` after each photo. Returns the
     /// embeddings by path and the statistics; unreadable photos are errors naming the file.
-    pub fn embed_all(&self, paths: &[PathBuf], progress: &(dyn Fn() + Sync)) -> Result<(HashMap<PathBuf, Embedded>, EmbedStats), VisageError> {
+    pub fn embed_all(
+        &self,
+        paths: &[PathBuf],
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<(HashMap<PathBuf, Embedded>, EmbedStats), VisageError> {
         let dim = self.visage.embedder().dim();
         let mut cache = self.load_cache(dim);
         let mut stats = EmbedStats::default();
         let mut out = HashMap::new();
         let start = std::time::Instant::now();
         for chunk in paths.chunks(64) {
-            let prepared: Vec<Result<(PathBuf, [u8; 32], Option<(Vec<RgbImage>, FaceSource)>), VisageError>> = chunk
+            let prepared: Vec<Result<Prepared, VisageError>> = chunk
                 .par_iter()
                 .map(|p| {
                     let bytes = std::fs::read(p).map_err(|source| visage::ImageError::Io { what: p.display().to_string(), source })?;
@@ -237,7 +244,8 @@ impl<'a> EvalEmbedder<'a> {
                 })
                 .collect();
             let prepared: Vec<_> = prepared.into_iter().collect::<Result<_, _>>()?;
-            let all_chips: Vec<RgbImage> = prepared.iter().filter_map(|(_, _, w)| w.as_ref()).flat_map(|(c, _)| c.iter().cloned()).collect();
+            let all_chips: Vec<RgbImage> =
+                prepared.iter().filter_map(|(_, _, w)| w.as_ref()).flat_map(|(c, _)| c.iter().cloned()).collect();
             let mut embs = self.visage.embed_chips(&all_chips)?.into_iter();
             let mut fresh = Vec::new();
             for (path, key, work) in prepared {

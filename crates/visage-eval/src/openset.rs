@@ -29,7 +29,11 @@ pub fn split(dir: &Path) -> std::io::Result<OpenSetSplit> {
         }
         let mut photos: Vec<PathBuf> = std::fs::read_dir(&p)?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|f| f.extension().and_then(|x| x.to_str()).is_some_and(|x| ["jpg", "jpeg", "png", "webp"].contains(&x.to_ascii_lowercase().as_str())))
+            .filter(|f| {
+                f.extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| ["jpg", "jpeg", "png", "webp"].contains(&x.to_ascii_lowercase().as_str()))
+            })
             .collect();
         photos.sort();
         if !photos.is_empty() {
@@ -83,7 +87,13 @@ pub struct OpenSetReport {
 }
 
 /// Runs the evaluation on precomputed embeddings.
-pub fn evaluate(metric: Metric, gallery: &[(String, Vec<f32>)], known: &[(String, Vec<f32>)], unknown: &[Vec<f32>], threshold: f64) -> OpenSetReport {
+pub fn evaluate(
+    metric: Metric,
+    gallery: &[(String, Vec<f32>)],
+    known: &[(String, Vec<f32>)],
+    unknown: &[Vec<f32>],
+    threshold: f64,
+) -> OpenSetReport {
     let dim = gallery.first().map_or(128, |g| g.1.len());
     let mut index = SearchIndex::new(metric, dim);
     for (i, (_, e)) in gallery.iter().enumerate() {
@@ -105,7 +115,13 @@ pub fn evaluate(metric: Metric, gallery: &[(String, Vec<f32>)], known: &[(String
         let rejected = known_results.iter().filter(|r| r.2 >= t).count() as f64 / n;
         let wrong = known_results.iter().filter(|r| !r.0 && r.2 < t).count() as f64 / n;
         let unknown_rejected = unknown_best.iter().filter(|&&d| d >= t).count() as f64 / unknown_best.len().max(1) as f64;
-        OpenSetPoint { threshold: t, detection_identification_rate: named, unknown_rejection_rate: unknown_rejected, known_rejected: rejected, known_misidentified: wrong }
+        OpenSetPoint {
+            threshold: t,
+            detection_identification_rate: named,
+            unknown_rejection_rate: unknown_rejected,
+            known_rejected: rejected,
+            known_misidentified: wrong,
+        }
     };
     let n = known_results.len().max(1) as f64;
     OpenSetReport {

@@ -56,7 +56,8 @@ pub fn parse_lfw(pairs_file: &Path, images: &Path) -> Result<Vec<Pair>, PairsErr
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let syntax = |line: usize, message: String| PairsError::Syntax { path: pairs_file.into(), line: line + 1, message };
     let (hl, header) = lines.next().ok_or_else(|| syntax(0, "empty file".into()))?;
-    let h: Vec<usize> = header.split_whitespace().map(|x| x.parse().map_err(|_| syntax(hl, format!("bad header {header:?}")))).collect::<Result<_, _>>()?;
+    let h: Vec<usize> =
+        header.split_whitespace().map(|x| x.parse().map_err(|_| syntax(hl, format!("bad header {header:?}")))).collect::<Result<_, _>>()?;
     let (folds, per) = match h.as_slice() {
         [n] => (1, *n),
         [f, n] => (*f, *n),
@@ -66,11 +67,17 @@ pub fn parse_lfw(pairs_file: &Path, images: &Path) -> Result<Vec<Pair>, PairsErr
     let mut out = Vec::with_capacity(2 * folds * per);
     for fold in 0..folds {
         for k in 0..2 * per {
-            let (l, line) = lines.next().ok_or_else(|| syntax(usize::MAX - 1, format!("file ends in fold {fold} (expected {per} matched + {per} mismatched pairs per fold)")))?;
+            let (l, line) = lines.next().ok_or_else(|| {
+                syntax(usize::MAX - 1, format!("file ends in fold {fold} (expected {per} matched + {per} mismatched pairs per fold)"))
+            })?;
             let f: Vec<&str> = line.split('\t').map(str::trim).collect();
             let pair = match (k < per, f.as_slice()) {
-                (true, [name, i, j]) => Pair { a: lfw_image(images, name, num(i, l)?), b: lfw_image(images, name, num(j, l)?), same: true, fold },
-                (false, [n1, i, n2, j]) => Pair { a: lfw_image(images, n1, num(i, l)?), b: lfw_image(images, n2, num(j, l)?), same: false, fold },
+                (true, [name, i, j]) => {
+                    Pair { a: lfw_image(images, name, num(i, l)?), b: lfw_image(images, name, num(j, l)?), same: true, fold }
+                }
+                (false, [n1, i, n2, j]) => {
+                    Pair { a: lfw_image(images, n1, num(i, l)?), b: lfw_image(images, n2, num(j, l)?), same: false, fold }
+                }
                 (true, _) => return Err(syntax(l, format!("expected a matched pair \"name<TAB>i<TAB>j\", found {line:?}"))),
                 (false, _) => return Err(syntax(l, format!("expected a mismatched pair \"nameA<TAB>i<TAB>nameB<TAB>j\", found {line:?}"))),
             };
@@ -102,7 +109,13 @@ pub fn parse_generic(list: &Path, folds: usize) -> Result<Vec<Pair>, PairsError>
         let same = match f.as_slice() {
             [_, _, "1"] => true,
             [_, _, "0"] => false,
-            _ => return Err(PairsError::Syntax { path: list.into(), line: l + 1, message: format!("expected pathA<TAB>pathB<TAB>0|1, found {line:?}") }),
+            _ => {
+                return Err(PairsError::Syntax {
+                    path: list.into(),
+                    line: l + 1,
+                    message: format!("expected pathA<TAB>pathB<TAB>0|1, found {line:?}"),
+                })
+            }
         };
         let counter = if same { &mut ng } else { &mut ni };
         out.push(Pair { a: base.join(f[0]), b: base.join(f[1]), same, fold: *counter % folds.max(1) });

@@ -89,7 +89,8 @@ where
         .map_err(e)?
         .label("visage")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], ShapeStyle::from(&BLUE).stroke_width(3)));
-    let at = fig.roc.points.iter().filter(|p| p.threshold <= fig.threshold).last().copied();
+    // Points are in increasing threshold order: the last one at or below the threshold.
+    let at = fig.roc.points.iter().rev().find(|p| p.threshold <= fig.threshold).copied();
     if let Some(p) = at.filter(|p| p.far >= min_far) {
         chart
             .draw_series(std::iter::once(Circle::new((p.far, p.tar), 7, ShapeStyle::from(&RED).filled())))
@@ -97,7 +98,14 @@ where
             .label(format!("threshold {:.3}: FAR {:.2e}, TAR {:.4}", fig.threshold, p.far, p.tar))
             .legend(|(x, y)| Circle::new((x + 12, y), 6, ShapeStyle::from(&RED).filled()));
     }
-    chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.9)).border_style(BLACK).label_font(("sans-serif", 16)).draw().map_err(e)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .draw()
+        .map_err(e)?;
 
     // Histograms, each normalised to its own count.
     let all = fig.genuine.iter().chain(fig.impostor).copied();
@@ -121,7 +129,10 @@ where
     let (hg, hi_) = (hist(fig.genuine), hist(fig.impostor));
     let ymax = hg.iter().chain(&hi_).map(|p| p.1).fold(0.0, f64::max) * 1.1;
     let mut chart = ChartBuilder::on(&right)
-        .caption(format!("{} distances ({} same-person pairs, {} different-people pairs)", fig.metric, fig.genuine.len(), fig.impostor.len()), ("sans-serif", 18))
+        .caption(
+            format!("{} distances ({} same-person pairs, {} different-people pairs)", fig.metric, fig.genuine.len(), fig.impostor.len()),
+            ("sans-serif", 18),
+        )
         .margin(15)
         .x_label_area_size(50)
         .y_label_area_size(65)
@@ -145,6 +156,13 @@ where
         .map_err(e)?
         .label(format!("threshold {:.3}", fig.threshold))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], ShapeStyle::from(&RED).stroke_width(3)));
-    chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.9)).border_style(BLACK).label_font(("sans-serif", 16)).draw().map_err(e)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .draw()
+        .map_err(e)?;
     Ok(())
 }

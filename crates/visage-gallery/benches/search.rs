@@ -16,22 +16,17 @@ use visage_gallery::{HnswParams, SearchIndex};
 
 // 1680 LFW people with 2+ photos; per-person means' principal standard deviations.
 const BETWEEN_SD: [f32; 128] = [
-    0.18205, 0.14919, 0.12805, 0.11848, 0.10671, 0.10184, 0.096294, 0.088638,
-    0.086893, 0.084111, 0.080123, 0.079731, 0.077015, 0.076399, 0.072115, 0.069772,
-    0.068699, 0.06609, 0.065149, 0.06237, 0.061586, 0.060797, 0.059854, 0.058677,
-    0.057899, 0.055502, 0.054013, 0.052729, 0.052481, 0.0518, 0.050185, 0.049436,
-    0.048874, 0.048323, 0.04712, 0.046875, 0.045004, 0.044139, 0.043461, 0.043103,
-    0.042877, 0.042489, 0.041137, 0.040301, 0.040055, 0.038945, 0.037802, 0.037334,
-    0.036854, 0.036441, 0.035906, 0.035515, 0.034415, 0.033844, 0.033386, 0.033032,
-    0.032322, 0.031408, 0.030613, 0.030085, 0.029746, 0.02841, 0.027535, 0.027202,
-    0.026889, 0.026167, 0.025455, 0.024573, 0.024261, 0.023751, 0.02323, 0.022074,
-    0.021028, 0.018991, 0.01699, 0.01552, 0.010978, 0.0017741, 0.00069889, 0.00045033,
-    0.00024133, 7.7777e-05, 2.7148e-05, 1.8289e-05, 1.2876e-05, 7.7968e-06, 3.8446e-06, 2.4032e-06,
-    1.6549e-06, 1.3252e-06, 7.1613e-07, 6.3225e-07, 4.4639e-07, 3.1406e-07, 2.1296e-07, 1.8599e-07,
-    1.6775e-07, 1.4091e-07, 1.1074e-07, 9.0765e-08, 8.3143e-08, 7.3776e-08, 7.1216e-08, 6.8523e-08,
-    6.6613e-08, 6.5442e-08, 6.4628e-08, 6.0547e-08, 5.9231e-08, 5.8891e-08, 5.6773e-08, 5.5045e-08,
-    5.242e-08, 5.1427e-08, 5.0783e-08, 4.9965e-08, 4.8553e-08, 4.8246e-08, 4.6212e-08, 4.4143e-08,
-    4.3215e-08, 4.2483e-08, 4.2083e-08, 4.0798e-08, 3.8807e-08, 3.8184e-08, 3.6774e-08, 3.5239e-08,
+    0.18205, 0.14919, 0.12805, 0.11848, 0.10671, 0.10184, 0.096294, 0.088638, 0.086893, 0.084111, 0.080123, 0.079731, 0.077015, 0.076399,
+    0.072115, 0.069772, 0.068699, 0.06609, 0.065149, 0.06237, 0.061586, 0.060797, 0.059854, 0.058677, 0.057899, 0.055502, 0.054013,
+    0.052729, 0.052481, 0.0518, 0.050185, 0.049436, 0.048874, 0.048323, 0.04712, 0.046875, 0.045004, 0.044139, 0.043461, 0.043103,
+    0.042877, 0.042489, 0.041137, 0.040301, 0.040055, 0.038945, 0.037802, 0.037334, 0.036854, 0.036441, 0.035906, 0.035515, 0.034415,
+    0.033844, 0.033386, 0.033032, 0.032322, 0.031408, 0.030613, 0.030085, 0.029746, 0.02841, 0.027535, 0.027202, 0.026889, 0.026167,
+    0.025455, 0.024573, 0.024261, 0.023751, 0.02323, 0.022074, 0.021028, 0.018991, 0.01699, 0.01552, 0.010978, 0.0017741, 0.00069889,
+    0.00045033, 0.00024133, 7.7777e-05, 2.7148e-05, 1.8289e-05, 1.2876e-05, 7.7968e-06, 3.8446e-06, 2.4032e-06, 1.6549e-06, 1.3252e-06,
+    7.1613e-07, 6.3225e-07, 4.4639e-07, 3.1406e-07, 2.1296e-07, 1.8599e-07, 1.6775e-07, 1.4091e-07, 1.1074e-07, 9.0765e-08, 8.3143e-08,
+    7.3776e-08, 7.1216e-08, 6.8523e-08, 6.6613e-08, 6.5442e-08, 6.4628e-08, 6.0547e-08, 5.9231e-08, 5.8891e-08, 5.6773e-08, 5.5045e-08,
+    5.242e-08, 5.1427e-08, 5.0783e-08, 4.9965e-08, 4.8553e-08, 4.8246e-08, 4.6212e-08, 4.4143e-08, 4.3215e-08, 4.2483e-08, 4.2083e-08,
+    4.0798e-08, 3.8807e-08, 3.8184e-08, 3.6774e-08, 3.5239e-08,
 ];
 // Within-person standard deviation per dimension (pooled over LFW).
 const WITHIN_SD: f32 = 0.024991;
@@ -66,12 +61,27 @@ fn main() {
     let params = match std::env::var("BENCH_HNSW") {
         Ok(v) => {
             let f: Vec<&str> = v.split(',').collect();
-            HnswParams { connectivity: f[0].parse().unwrap(), expansion_add: f[1].parse().unwrap(), expansion_search: f[2].parse().unwrap(), half_precision: f[3] == "f16" }
+            HnswParams {
+                connectivity: f[0].parse().unwrap(),
+                expansion_add: f[1].parse().unwrap(),
+                expansion_search: f[2].parse().unwrap(),
+                half_precision: f[3] == "f16",
+            }
         }
         Err(_) => HnswParams::default(),
     };
     println!("gallery search, {DIM}-d L2, {} threads, HNSW {params:?}", rayon::current_num_threads());
-    println!("{:>9} | {:>21} | {:>21} | {:>21} | {:>21} | {:>8} | {:>8} | {:>9}", "templates", "exact top-1 p50/p99", "exact top-10 p50/p99", "approx top-1 p50/p99", "approx top-10 p50/p99", "recall@1", "build s", "memory");
+    println!(
+        "{:>9} | {:>21} | {:>21} | {:>21} | {:>21} | {:>8} | {:>8} | {:>9}",
+        "templates",
+        "exact top-1 p50/p99",
+        "exact top-10 p50/p99",
+        "approx top-1 p50/p99",
+        "approx top-10 p50/p99",
+        "recall@1",
+        "build s",
+        "memory"
+    );
     for &n in &sizes {
         let mut rng = Rng(0x9E3779B97F4A7C15 ^ n as u64);
         let subjects = n / PER_SUBJECT;
@@ -87,16 +97,22 @@ fn main() {
         let t = Instant::now();
         idx.build_approximate_with(params).unwrap();
         let build = t.elapsed().as_secs_f64();
-        let probes: Vec<Vec<f32>> = (0..1000).map(|_| {
-            let s = (rng.uniform() * subjects as f64) as usize % subjects;
-            sample(&mut rng, &centers[s])
-        }).collect();
+        let probes: Vec<Vec<f32>> = (0..1000)
+            .map(|_| {
+                let s = (rng.uniform() * subjects as f64) as usize % subjects;
+                sample(&mut rng, &centers[s])
+            })
+            .collect();
         let time = |f: &dyn Fn(&[f32]), count: usize| -> (f64, f64) {
-            let mut v: Vec<f64> = probes.iter().take(count).map(|p| {
-                let t = Instant::now();
-                f(p);
-                t.elapsed().as_secs_f64() * 1e3
-            }).collect();
+            let mut v: Vec<f64> = probes
+                .iter()
+                .take(count)
+                .map(|p| {
+                    let t = Instant::now();
+                    f(p);
+                    t.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
             (percentile(&mut v, 0.5), percentile(&mut v, 0.99))
         };
         let exact_count = 300;
@@ -105,11 +121,32 @@ fn main() {
             std::hint::black_box(idx.search_approx(p, 10));
             std::hint::black_box(idx.search_exact(p, 1));
         }
-        let e1 = time(&|p| { std::hint::black_box(idx.search_exact(p, 1)); }, exact_count);
-        let e10 = time(&|p| { std::hint::black_box(idx.search_exact(p, 10)); }, exact_count);
-        let a1 = time(&|p| { std::hint::black_box(idx.search_approx(p, 1)); }, 1000);
-        let a10 = time(&|p| { std::hint::black_box(idx.search_approx(p, 10)); }, 1000);
-        let hits = probes.iter().take(exact_count).filter(|p| idx.search_approx(p, 1)[0].subject == idx.search_exact(p, 1)[0].subject).count();
+        let e1 = time(
+            &|p| {
+                std::hint::black_box(idx.search_exact(p, 1));
+            },
+            exact_count,
+        );
+        let e10 = time(
+            &|p| {
+                std::hint::black_box(idx.search_exact(p, 10));
+            },
+            exact_count,
+        );
+        let a1 = time(
+            &|p| {
+                std::hint::black_box(idx.search_approx(p, 1));
+            },
+            1000,
+        );
+        let a10 = time(
+            &|p| {
+                std::hint::black_box(idx.search_approx(p, 10));
+            },
+            1000,
+        );
+        let hits =
+            probes.iter().take(exact_count).filter(|p| idx.search_approx(p, 1)[0].subject == idx.search_exact(p, 1)[0].subject).count();
         println!(
             "{n:>9} | {:>8.2} / {:>8.2} ms | {:>8.2} / {:>8.2} ms | {:>8.3} / {:>8.3} ms | {:>8.3} / {:>8.3} ms | {:>8.4} | {build:>8.1} | {:>4} / {:>3} MB",
             e1.0, e1.1, e10.0, e10.1, a1.0, a1.1, a10.0, a10.1, hits as f64 / exact_count as f64, exact_mem >> 20, idx.memory_bytes() >> 20

@@ -82,7 +82,7 @@ pub fn pair_distances(items: &[(usize, &[f32])], metric: visage_core::Metric, ma
             if same {
                 genuine.push(metric.distance(items[a].1, items[b].1) as f64);
             } else {
-                if p % step == 0 {
+                if p.is_multiple_of(step) {
                     impostor.push(metric.distance(items[a].1, items[b].1) as f64);
                 }
                 p += 1;

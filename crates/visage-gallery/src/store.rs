@@ -106,7 +106,10 @@ pub struct Gallery {
 /// Counts changes to the templates: cached derived data (the HNSW graph) is valid only for
 /// the generation it was built from.
 fn bump_generation(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
-    tx.execute("INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1", [])?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        [],
+    )?;
     Ok(())
 }
 
@@ -193,7 +196,10 @@ impl Gallery {
         };
         let version: i64 = meta("schema_version")?.parse().unwrap_or(i64::MAX);
         if version > SCHEMA_VERSION {
-            return Err(GalleryError::NotAGallery { path, reason: format!("schema version {version} is newer than this visage ({SCHEMA_VERSION})") });
+            return Err(GalleryError::NotAGallery {
+                path,
+                reason: format!("schema version {version} is newer than this visage ({SCHEMA_VERSION})"),
+            });
         }
         let stored = Contract {
             model: meta("model")?,
@@ -201,11 +207,7 @@ impl Gallery {
             metric: meta("metric")?.parse().map_err(|e: String| GalleryError::NotAGallery { path: path.clone(), reason: e })?,
         };
         if stored.model != model || stored.dim != dim {
-            return Err(GalleryError::Contract {
-                path,
-                want: stored.to_string(),
-                got: format!("{dim}-d embeddings of {model}"),
-            });
+            return Err(GalleryError::Contract { path, want: stored.to_string(), got: format!("{dim}-d embeddings of {model}") });
         }
         tx.commit().map_err(err)?;
         drop(conn);
@@ -308,7 +310,14 @@ impl Gallery {
             for t in templates {
                 let b = t.face_box;
                 let n = ins
-                    .execute(params![id, to_blob(&t.embedding), t.photo_sha256, format!("[{},{},{},{}]", b[0], b[1], b[2], b[3]), t.source, now()])
+                    .execute(params![
+                        id,
+                        to_blob(&t.embedding),
+                        t.photo_sha256,
+                        format!("[{},{},{},{}]", b[0], b[1], b[2], b[3]),
+                        t.source,
+                        now()
+                    ])
                     .map_err(&err)?;
                 if n == 1 {
                     out.added += 1;
@@ -349,7 +358,9 @@ impl Gallery {
             )
             .map_err(self.err())?;
         let rows = st
-            .query_map([], |r| Ok(SubjectInfo { name: r.get(0)?, metadata: r.get(1)?, created_at: r.get(2)?, templates: r.get::<_, i64>(3)? as usize }))
+            .query_map([], |r| {
+                Ok(SubjectInfo { name: r.get(0)?, metadata: r.get(1)?, created_at: r.get(2)?, templates: r.get::<_, i64>(3)? as usize })
+            })
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
@@ -428,10 +439,14 @@ impl Gallery {
     pub fn templates(&self) -> Result<Vec<TemplateRecord>, GalleryError> {
         let conn = self.conn();
         let mut st = conn
-            .prepare("SELECT s.name, t.embedding, t.photo_sha256 FROM templates t JOIN subjects s ON s.id = t.subject_id ORDER BY s.name, t.id")
+            .prepare(
+                "SELECT s.name, t.embedding, t.photo_sha256 FROM templates t JOIN subjects s ON s.id = t.subject_id ORDER BY s.name, t.id",
+            )
             .map_err(self.err())?;
         let rows = st
-            .query_map([], |r| Ok(TemplateRecord { name: r.get(0)?, embedding: from_blob(&r.get::<_, Vec<u8>>(1)?), photo_sha256: r.get(2)? }))
+            .query_map([], |r| {
+                Ok(TemplateRecord { name: r.get(0)?, embedding: from_blob(&r.get::<_, Vec<u8>>(1)?), photo_sha256: r.get(2)? })
+            })
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
@@ -459,7 +474,10 @@ impl Gallery {
                 let name: String = r.get(0).map_err(self.err())?;
                 let blob: Vec<u8> = r.get(1).map_err(self.err())?;
                 if blob.len() != self.contract.dim * 4 {
-                    return Err(GalleryError::NotAGallery { path: self.path.clone(), reason: format!("a template of {} bytes", blob.len()) });
+                    return Err(GalleryError::NotAGallery {
+                        path: self.path.clone(),
+                        reason: format!("a template of {} bytes", blob.len()),
+                    });
                 }
                 if names.last() != Some(&name) {
                     names.push(name);
@@ -511,7 +529,11 @@ impl Gallery {
     pub fn search(&self, probe: &[f32], k: usize) -> Result<Vec<Match>, GalleryError> {
         self.check_embedding(probe)?;
         let l = self.loaded()?;
-        Ok(l.index.search(probe, k).into_iter().map(|Candidate { subject, distance }| Match { name: l.names[subject as usize].clone(), distance }).collect())
+        Ok(l.index
+            .search(probe, k)
+            .into_iter()
+            .map(|Candidate { subject, distance }| Match { name: l.names[subject as usize].clone(), distance })
+            .collect())
     }
 
     /// The distance from `probe` to `name`'s nearest template.

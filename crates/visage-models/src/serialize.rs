@@ -77,10 +77,7 @@ impl<'a> DlibReader<'a> {
 
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], FormatError> {
         if self.remaining() < n {
-            return Err(self.error(format!(
-                "truncated while reading {what} (need {n} bytes, {} left)",
-                self.remaining()
-            )));
+            return Err(self.error(format!("truncated while reading {what} (need {n} bytes, {} left)", self.remaining())));
         }
         let s = &self.bytes[self.pos..self.pos + n];
         self.pos += n;

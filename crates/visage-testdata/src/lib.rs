@@ -192,7 +192,11 @@ pub fn read_npz(path: &Path) -> std::collections::BTreeMap<String, NpyArray> {
 
 fn parse_npy(b: &[u8]) -> NpyArray {
     assert_eq!(&b[..6], b"\x93NUMPY", "not an npy array");
-    let (hlen, hstart) = if b[6] == 1 { (u16::from_le_bytes([b[8], b[9]]) as usize, 10) } else { (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12) };
+    let (hlen, hstart) = if b[6] == 1 {
+        (u16::from_le_bytes([b[8], b[9]]) as usize, 10)
+    } else {
+        (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
+    };
     let header = std::str::from_utf8(&b[hstart..hstart + hlen]).unwrap();
     let field = |key: &str| {
         let i = header.find(key).unwrap_or_else(|| panic!("npy header lacks {key}: {header}")) + key.len();

@@ -18,11 +18,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn time<T>(repeats: usize, mut f: impl FnMut() -> T) -> f64 {
     f();
-    median((0..repeats).map(|_| {
-        let t = Instant::now();
-        std::hint::black_box(f());
-        t.elapsed().as_secs_f64()
-    }).collect())
+    median(
+        (0..repeats)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(f());
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
 }
 
 fn main() {
@@ -31,7 +35,8 @@ fn main() {
     let repeats: usize = std::env::var("BENCH_REPEATS").ok().and_then(|v| v.parse().ok()).unwrap_or(9);
     let lfw = shared.join("data/lfw/images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg");
     let t1 = shared.join("oracle/images/t1.jpg");
-    let mut photos: Vec<PathBuf> = std::fs::read_dir(shared.join("oracle/images")).expect("shared/oracle/images").flatten().map(|e| e.path()).collect();
+    let mut photos: Vec<PathBuf> =
+        std::fs::read_dir(shared.join("oracle/images")).expect("shared/oracle/images").flatten().map(|e| e.path()).collect();
     photos.sort();
     let limits = visage::ImageLimits::DEFAULT;
     let load = |p: &Path| visage::image_io::load_rgb(p, &limits).unwrap_or_else(|e| panic!("{e}"));
@@ -50,7 +55,9 @@ fn main() {
             .args(&photos)
             .output()
             .expect("run the dlib reference");
-        if out.status.success() { serde_json::from_slice(&out.stdout).ok() } else {
+        if out.status.success() {
+            serde_json::from_slice(&out.stdout).ok()
+        } else {
             println!("dlib reference failed: {}", String::from_utf8_lossy(&out.stderr));
             None
         }
@@ -78,7 +85,11 @@ fn main() {
     let ours = time(repeats.div_ceil(3), || {
         faces = imgs.iter().map(|img| v.analyze(img).unwrap().len()).sum::<usize>();
     });
-    let line = format!("pipeline (detect up1 + landmarks + chips + embeddings, {} photos, {faces} faces): visage {:.1} faces/s", imgs.len(), faces as f64 / ours);
+    let line = format!(
+        "pipeline (detect up1 + landmarks + chips + embeddings, {} photos, {faces} faces): visage {:.1} faces/s",
+        imgs.len(),
+        faces as f64 / ours
+    );
     match dlib {
         Some(d) => {
             let theirs = d["pipeline_s"].as_f64().unwrap();

@@ -45,7 +45,11 @@ pub fn run(g: &GlobalOpts, a: DetectArgs) -> Result<Outcome> {
                     let img = v.load_image(p)?;
                     let faces = v.find_faces(&img);
                     if let Some(out) = &a.draw {
-                        let target = if many { out.join(format!("{}.faces.png", p.file_stem().unwrap_or_default().to_string_lossy())) } else { out.clone() };
+                        let target = if many {
+                            out.join(format!("{}.faces.png", p.file_stem().unwrap_or_default().to_string_lossy()))
+                        } else {
+                            out.clone()
+                        };
                         let mut canvas = img.clone();
                         draw::draw_faces(&mut canvas, &faces);
                         draw::save(&canvas, &target)?;

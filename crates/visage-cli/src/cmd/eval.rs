@@ -92,11 +92,17 @@ pub struct EvalOpts {
 }
 
 /// Embeds photos with the evaluation's options (and cache).
-fn embed_photos(g: &GlobalOpts, o: &EvalOpts, photos: &[PathBuf]) -> Result<(std::collections::HashMap<PathBuf, visage_eval::embed::Embedded>, visage_eval::embed::EmbedStats)> {
+fn embed_photos(
+    g: &GlobalOpts,
+    o: &EvalOpts,
+    photos: &[PathBuf],
+) -> Result<(std::collections::HashMap<PathBuf, visage_eval::embed::Embedded>, visage_eval::embed::EmbedStats)> {
     let mut v = g.visage()?;
     if o.landmarks == 68 {
         let store = g.store()?;
-        let bytes = store.read_verified(visage::ModelFile::ShapePredictor68).context("the 68-point model (install it with `visage models fetch --all`)")?;
+        let bytes = store
+            .read_verified(visage::ModelFile::ShapePredictor68)
+            .context("the 68-point model (install it with `visage models fetch --all`)")?;
         v = v.with_shape_predictor(visage::ShapePredictor::parse(&bytes)?);
     }
     let options = EmbedOptions { upsample: g.upsample, flip: o.flip, jitter: o.jitter, landmarks: o.landmarks };
@@ -113,7 +119,13 @@ fn identify(g: &GlobalOpts, images: &std::path::Path, threshold: f64, o: EvalOpt
     if split.gallery.is_empty() || split.unknown.is_empty() {
         bail!("{}: need people with 2+ photos (enrolled) and people with 1 photo (never enrolled)", images.display());
     }
-    let photos: Vec<PathBuf> = split.gallery.iter().map(|x| x.1.clone()).chain(split.known.iter().map(|x| x.1.clone())).chain(split.unknown.iter().cloned()).collect();
+    let photos: Vec<PathBuf> = split
+        .gallery
+        .iter()
+        .map(|x| x.1.clone())
+        .chain(split.known.iter().map(|x| x.1.clone()))
+        .chain(split.unknown.iter().cloned())
+        .collect();
     let (emb, stats) = embed_photos(g, &o, &photos)?;
     let get = |p: &PathBuf| emb[p].embedding.clone();
     let gallery: Vec<(String, Vec<f32>)> = split.gallery.iter().map(|(n, p)| (n.clone(), get(p))).collect();
@@ -126,15 +138,30 @@ fn identify(g: &GlobalOpts, images: &std::path::Path, threshold: f64, o: EvalOpt
     }
     let rate = if stats.seconds > 0.0 { stats.computed as f64 / stats.seconds } else { 0.0 };
     println!("open-set identification on {}: {} people enrolled (1 photo each), {} photos of them to identify, {} photos of {} people never enrolled", images.display(), r.enrolled, r.known_probes, r.unknown_probes, r.unknown_probes);
-    println!("photos         {} ({} embedded in {:.1} s = {:.1} photos/s, {} from cache)", photos.len(), stats.computed, stats.seconds, rate, stats.cached);
-    println!("rank-1         {:.2}%   (nearest enrolled person is right, threshold ignored; rank-5 {:.2}%)", r.rank1 * 100.0, r.rank5 * 100.0);
+    println!(
+        "photos         {} ({} embedded in {:.1} s = {:.1} photos/s, {} from cache)",
+        photos.len(),
+        stats.computed,
+        stats.seconds,
+        rate,
+        stats.cached
+    );
+    println!(
+        "rank-1         {:.2}%   (nearest enrolled person is right, threshold ignored; rank-5 {:.2}%)",
+        r.rank1 * 100.0,
+        r.rank5 * 100.0
+    );
     println!("{:>9}  {:>14}  {:>14}  {:>14}  {:>16}", "threshold", "named right", "known rejected", "named wrong", "unknown rejected");
     let extra = (!r.sweep.iter().any(|p| (p.threshold - threshold).abs() < 1e-12)).then_some(&r.at_threshold);
     for p in r.sweep.iter().chain(extra) {
         let mark = if (p.threshold - threshold).abs() < 1e-12 { " <" } else { "" };
         println!(
             "{:>9.3}  {:>13.2}%  {:>13.2}%  {:>13.2}%  {:>15.2}%{mark}",
-            p.threshold, p.detection_identification_rate * 100.0, p.known_rejected * 100.0, p.known_misidentified * 100.0, p.unknown_rejection_rate * 100.0
+            p.threshold,
+            p.detection_identification_rate * 100.0,
+            p.known_rejected * 100.0,
+            p.known_misidentified * 100.0,
+            p.unknown_rejection_rate * 100.0
         );
     }
     Ok(Outcome::Ok)
@@ -162,7 +189,9 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
         EvalCommand::Pairs { pairs, folds, opts } => (pairs.display().to_string(), parse_generic(&pairs, folds)?, folds, opts),
     };
     if folds < 2 {
-        bail!("the protocol needs at least 2 folds (this pair file has {folds}); thresholds are never chosen on the pairs they are tested on");
+        bail!(
+            "the protocol needs at least 2 folds (this pair file has {folds}); thresholds are never chosen on the pairs they are tested on"
+        );
     }
     let (ng, ni) = (pairs.iter().filter(|p| p.same).count(), pairs.iter().filter(|p| !p.same).count());
     if ng == 0 || ni == 0 {
@@ -173,7 +202,11 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
 
     let scored: Vec<Scored> = pairs
         .iter()
-        .map(|Pair { a, b, same, fold }| Scored { distance: o.metric.distance(&emb[a].embedding, &emb[b].embedding) as f64, same: *same, fold: *fold })
+        .map(|Pair { a, b, same, fold }| Scored {
+            distance: o.metric.distance(&emb[a].embedding, &emb[b].embedding) as f64,
+            same: *same,
+            fold: *fold,
+        })
         .collect();
     if let Some(path) = &o.scores {
         use visage_eval::embed::FaceSource::Detected;
@@ -181,7 +214,13 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
         for (p, s) in pairs.iter().zip(&scored) {
             tsv.push_str(&format!(
                 "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
-                p.a.display(), p.b.display(), p.same as u8, p.fold, s.distance, (emb[&p.a].source == Detected) as u8, (emb[&p.b].source == Detected) as u8
+                p.a.display(),
+                p.b.display(),
+                p.same as u8,
+                p.fold,
+                s.distance,
+                (emb[&p.a].source == Detected) as u8,
+                (emb[&p.b].source == Detected) as u8
             ));
         }
         std::fs::write(path, tsv).with_context(|| format!("writing {}", path.display()))?;
@@ -190,7 +229,14 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
     let all: Vec<(f64, bool)> = scored.iter().map(|s| (s.distance, s.same)).collect();
     let roc = roc::roc(&all).expect("both kinds of pairs");
     let rate = if stats.seconds > 0.0 { stats.computed as f64 / stats.seconds } else { 0.0 };
-    let setup = format!("metric {}, upsample {}, {} landmarks, flip {}, jitter {}", o.metric, g.upsample, o.landmarks, if o.flip { "on" } else { "off" }, o.jitter);
+    let setup = format!(
+        "metric {}, upsample {}, {} landmarks, flip {}, jitter {}",
+        o.metric,
+        g.upsample,
+        o.landmarks,
+        if o.flip { "on" } else { "off" },
+        o.jitter
+    );
 
     if o.json {
         println!(
@@ -212,11 +258,22 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
             "photos         {} ({} embedded in {:.1} s = {:.1} photos/s, {} from cache); face found only with a lowered threshold in {}, not at all in {} (fixed centre box used)",
             photos.len(), stats.computed, stats.seconds, rate, stats.cached, stats.weak, stats.fallback
         );
-        println!("accuracy       {:.2}% +- {:.2}%   (each fold tested at the threshold best on the other {})", protocol.accuracy_mean * 100.0, protocol.accuracy_std * 100.0, folds - 1);
+        println!(
+            "accuracy       {:.2}% +- {:.2}%   (each fold tested at the threshold best on the other {})",
+            protocol.accuracy_mean * 100.0,
+            protocol.accuracy_std * 100.0,
+            folds - 1
+        );
         println!("threshold      {:.4}  (mean of the {folds} chosen thresholds)", protocol.threshold_mean);
         println!("AUC            {:.5}", roc.auc);
         println!("EER            {:.2}%  (at distance {:.4})", roc.eer * 100.0, roc.eer_threshold);
-        println!("VAL@FAR={:<6} {:.2}% +- {:.2}%  (FAR reached on the test folds: {:.4})", o.far, protocol.val_mean * 100.0, protocol.val_std * 100.0, protocol.far_mean);
+        println!(
+            "VAL@FAR={:<6} {:.2}% +- {:.2}%  (FAR reached on the test folds: {:.4})",
+            o.far,
+            protocol.val_mean * 100.0,
+            protocol.val_std * 100.0,
+            protocol.far_mean
+        );
     }
     if let Some(path) = &o.plot {
         let genuine: Vec<f64> = all.iter().filter(|p| p.1).map(|p| p.0).collect();

@@ -159,7 +159,12 @@ pub fn enroll(g: &GlobalOpts, a: EnrollArgs) -> Result<Outcome> {
         match r {
             Ok((sha, Ok((face, embedding)))) => {
                 let b = face.rect;
-                templates.push(NewTemplate { embedding, photo_sha256: sha, face_box: [b.left, b.top, b.right, b.bottom], source: Some(p.display().to_string()) });
+                templates.push(NewTemplate {
+                    embedding,
+                    photo_sha256: sha,
+                    face_box: [b.left, b.top, b.right, b.bottom],
+                    source: Some(p.display().to_string()),
+                });
             }
             Ok((_, Err(refusal))) => refused.push(refusal_message(p, &refusal)),
             Err(e) => refused.push(format!("{e:#}")),
@@ -173,7 +178,12 @@ pub fn enroll(g: &GlobalOpts, a: EnrollArgs) -> Result<Outcome> {
     }
     let gal = open(g, Some(a.metric))?;
     let out = gal.enroll(&a.name, a.meta.as_deref(), &templates)?;
-    eprintln!("enrolled {:?}: {} new template(s){}", a.name, out.added, if out.already > 0 { format!(", {} already enrolled", out.already) } else { String::new() });
+    eprintln!(
+        "enrolled {:?}: {} new template(s){}",
+        a.name,
+        out.added,
+        if out.already > 0 { format!(", {} already enrolled", out.already) } else { String::new() }
+    );
     Ok(Outcome::Ok)
 }
 
@@ -190,7 +200,8 @@ pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
     }
     for person in &people {
         let name = person.file_name().unwrap().to_string_lossy().into_owned();
-        let mut photos: Vec<PathBuf> = std::fs::read_dir(person)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_photo(p)).collect();
+        let mut photos: Vec<PathBuf> =
+            std::fs::read_dir(person)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_photo(p)).collect();
         photos.sort();
         jobs.extend(photos.into_iter().map(|p| (name.clone(), p)));
     }
@@ -218,7 +229,12 @@ pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
                 Ok(None) => already += 1,
                 Ok(Some((sha, Ok((face, embedding))))) => {
                     let b = face.rect;
-                    let t = NewTemplate { embedding, photo_sha256: sha, face_box: [b.left, b.top, b.right, b.bottom], source: Some(p.display().to_string()) };
+                    let t = NewTemplate {
+                        embedding,
+                        photo_sha256: sha,
+                        face_box: [b.left, b.top, b.right, b.bottom],
+                        source: Some(p.display().to_string()),
+                    };
                     let o = gal.enroll(name, None, &[t])?;
                     added += o.added;
                     already += o.already;
@@ -231,7 +247,11 @@ pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
     }
     bar.finish_and_clear();
     let (s, t) = gal.counts()?;
-    eprintln!("enrolled {added} new template(s) from {} photo(s) of {} people; the gallery now holds {s} people, {t} templates", jobs.len(), people.len());
+    eprintln!(
+        "enrolled {added} new template(s) from {} photo(s) of {} people; the gallery now holds {s} people, {t} templates",
+        jobs.len(),
+        people.len()
+    );
     if already > 0 {
         eprintln!("skipped {already} photo(s) already enrolled");
     }
@@ -259,7 +279,9 @@ pub fn subjects(g: &GlobalOpts, c: SubjectsCommand) -> Result<Outcome> {
             let list = gal.subjects()?;
             if json {
                 for s in &list {
-                    json_line(&json!({"name": s.name, "templates": s.templates, "metadata": s.metadata.as_deref().and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok()), "created_at": s.created_at}));
+                    json_line(
+                        &json!({"name": s.name, "templates": s.templates, "metadata": s.metadata.as_deref().and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok()), "created_at": s.created_at}),
+                    );
                 }
             } else {
                 println!("{:<32} {:>9}  metadata", "name", "templates");
@@ -293,7 +315,10 @@ pub fn verify(g: &GlobalOpts, a: VerifyArgs) -> Result<Outcome> {
         None => gal.threshold()?,
     };
     // Check the name before the (slower) photo work.
-    gal.subjects()?.iter().find(|s| s.name == a.name).ok_or_else(|| visage_gallery::GalleryError::UnknownSubject { name: a.name.clone(), path: gal.path().to_path_buf() })?;
+    gal.subjects()?
+        .iter()
+        .find(|s| s.name == a.name)
+        .ok_or_else(|| visage_gallery::GalleryError::UnknownSubject { name: a.name.clone(), path: gal.path().to_path_buf() })?;
     let v = g.visage()?;
     let choice = FaceChoice::from_args(a.face, true);
     let (_, e) = one_face(&v, &a.photo, choice)?.map_err(|r| anyhow::anyhow!(refusal_message(&a.photo, &r)))?;
@@ -301,7 +326,10 @@ pub fn verify(g: &GlobalOpts, a: VerifyArgs) -> Result<Outcome> {
     let matched = d < threshold;
     let metric = gal.contract().metric;
     if a.json {
-        println!("{}", json!({"name": a.name, "photo": a.photo, "match": matched, "distance": d, "threshold": threshold, "metric": metric.name()}));
+        println!(
+            "{}",
+            json!({"name": a.name, "photo": a.photo, "match": matched, "distance": d, "threshold": threshold, "metric": metric.name()})
+        );
     } else if matched {
         println!("match: {} ({metric} distance {d:.4} < threshold {threshold:.4})", a.name);
     } else {
@@ -370,7 +398,10 @@ fn print_identified(path: &Path, faces: &[serde_json::Value], top: usize) {
         let b = &f["box"];
         let cands = f["candidates"].as_array().cloned().unwrap_or_default();
         let list = |c: &[serde_json::Value]| {
-            c.iter().map(|m| format!("{} {:.3}", m["name"].as_str().unwrap_or("?"), m["distance"].as_f64().unwrap_or(f64::NAN))).collect::<Vec<_>>().join(", ")
+            c.iter()
+                .map(|m| format!("{} {:.3}", m["name"].as_str().unwrap_or("?"), m["distance"].as_f64().unwrap_or(f64::NAN)))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let who = match f["name"].as_str() {
             Some("unknown") if cands.is_empty() => "unknown (the gallery is empty)".to_string(),
@@ -388,20 +419,25 @@ pub fn calibrate_cmd(g: &GlobalOpts, a: CalibrateArgs) -> Result<Outcome> {
     let metric = gal.contract().metric;
     let templates = gal.templates()?;
     let mut ids = std::collections::HashMap::new();
-    let items: Vec<(usize, &[f32])> = templates.iter().map(|t| {
-        let n = ids.len();
-        (*ids.entry(t.name.clone()).or_insert(n), t.embedding.as_slice())
-    }).collect();
+    let items: Vec<(usize, &[f32])> = templates
+        .iter()
+        .map(|t| {
+            let n = ids.len();
+            (*ids.entry(t.name.clone()).or_insert(n), t.embedding.as_slice())
+        })
+        .collect();
     let (mut genuine, mut impostor) = calibrate::pair_distances(&items, metric, 2_000_000);
     let from_gallery = (genuine.len(), impostor.len());
     if let Some(file) = &a.pairs {
-        let pairs: Vec<(PathBuf, PathBuf, bool)> = visage_eval::pairs::parse_generic(file, 1)?.into_iter().map(|p| (p.a, p.b, p.same)).collect();
+        let pairs: Vec<(PathBuf, PathBuf, bool)> =
+            visage_eval::pairs::parse_generic(file, 1)?.into_iter().map(|p| (p.a, p.b, p.same)).collect();
         let v = g.visage()?;
         let bar = progress(pairs.len(), "embedding pairs", g.quiet);
         let d: Vec<Result<(f64, bool)>> = pairs
             .par_iter()
             .map(|(x, y, same)| {
-                let e = |p: &Path| one_face(&v, p, FaceChoice::Largest)?.map(|(_, e)| e).map_err(|r| anyhow::anyhow!(refusal_message(p, &r)));
+                let e =
+                    |p: &Path| one_face(&v, p, FaceChoice::Largest)?.map(|(_, e)| e).map_err(|r| anyhow::anyhow!(refusal_message(p, &r)));
                 let r = (|| Ok((metric.distance(&e(x)?, &e(y)?) as f64, *same)))();
                 bar.inc(1);
                 r
@@ -433,9 +469,18 @@ pub fn calibrate_cmd(g: &GlobalOpts, a: CalibrateArgs) -> Result<Outcome> {
     if a.json {
         println!("{}", serde_json::to_string(&c)?);
     } else {
-        println!("pairs          {} genuine, {} impostor ({} / {} from the gallery)", c.genuine, c.impostor, from_gallery.0, from_gallery.1);
+        println!(
+            "pairs          {} genuine, {} impostor ({} / {} from the gallery)",
+            c.genuine, c.impostor, from_gallery.0, from_gallery.1
+        );
         println!("metric         {metric}");
-        println!("threshold      {:.4}   for FAR <= {} (current {:.4}, default {})", c.threshold, a.far, gal.threshold()?, default_threshold(metric));
+        println!(
+            "threshold      {:.4}   for FAR <= {} (current {:.4}, default {})",
+            c.threshold,
+            a.far,
+            gal.threshold()?,
+            default_threshold(metric)
+        );
         println!("at threshold   FAR {:.5}, TAR {:.4}", c.far, c.tar);
         println!("EER            {:.4} at threshold {:.4}", c.eer, c.eer_threshold);
     }

@@ -80,7 +80,8 @@ pub fn run(g: &GlobalOpts, c: ModelsCommand) -> Result<Outcome> {
                 let need = if ModelFile::REQUIRED.contains(&m) { "required" } else { "optional" };
                 println!("{:<44} {:>11} bytes  {need:<8} {state:<9}  {}", m.file_name(), m.size(), m.licence());
             }
-            println!("{:<44} {:>11} bytes  {:<8} {:<9}  {}", "frontal_face_detector.svm (HOG detector)", 155_005, "built in", "-", "Boost Software License 1.0 (dlib)");
+            let (name, size, kind) = ("frontal_face_detector.svm (HOG detector)", 155_005, "built in");
+            println!("{name:<44} {size:>11} bytes  {kind:<8} {:<9}  Boost Software License 1.0 (dlib)", "");
             Ok(Outcome::Ok)
         }
     }

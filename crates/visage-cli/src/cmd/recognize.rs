@@ -73,11 +73,14 @@ pub fn run(g: &GlobalOpts, a: RecognizeArgs) -> Result<Outcome> {
     let bar = progress(photos.len(), "recognising", g.quiet);
     let mut failed = false;
     for chunk in photos.chunks(32) {
-        let results: Vec<_> = chunk.par_iter().map(|p| v.load_image(p).map_err(anyhow::Error::from).and_then(|img| Ok(v.analyze(&img)?))).collect();
+        let results: Vec<_> =
+            chunk.par_iter().map(|p| v.load_image(p).map_err(anyhow::Error::from).and_then(|img| Ok(v.analyze(&img)?))).collect();
         for (p, r) in chunk.iter().zip(results) {
             bar.inc(1);
             match r {
-                Ok(faces) if faces.is_empty() => bar.suspend(|| println!("{},no_persons_found{}", p.display(), if a.show_distance { ",None" } else { "" })),
+                Ok(faces) if faces.is_empty() => {
+                    bar.suspend(|| println!("{},no_persons_found{}", p.display(), if a.show_distance { ",None" } else { "" }))
+                }
                 Ok(faces) => {
                     for f in faces {
                         let best = index.search_exact(&f.embedding, 1);

@@ -167,7 +167,17 @@ fn fraction(v: usize) -> (usize, f32) {
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn phase_a_scalar(up: &PlanarRow, mid: &PlanarRow, down: &PlanarRow, cols: &Columns, vy0: f32, vy1: f32, x: usize, vector: bool, out: &mut Votes) {
+fn phase_a_scalar(
+    up: &PlanarRow,
+    mid: &PlanarRow,
+    down: &PlanarRow,
+    cols: &Columns,
+    vy0: f32,
+    vy1: f32,
+    x: usize,
+    vector: bool,
+    out: &mut Votes,
+) {
     let g: [(i32, i32, i32); 3] = std::array::from_fn(|ch| {
         let gx = mid.ch[ch][x + 1] - mid.ch[ch][x - 1];
         let gy = down.ch[ch][x] - up.ch[ch][x];
@@ -233,7 +243,16 @@ mod avx2 {
     /// AVX2 must be available; rows must be at least `vector_end + 1` long.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn phase_a(up: &PlanarRow, mid: &PlanarRow, down: &PlanarRow, cols: &Columns, vy0: f32, vy1: f32, vector_end: usize, out: &mut Votes) {
+    pub(super) unsafe fn phase_a(
+        up: &PlanarRow,
+        mid: &PlanarRow,
+        down: &PlanarRow,
+        cols: &Columns,
+        vy0: f32,
+        vy1: f32,
+        vector_end: usize,
+        out: &mut Votes,
+    ) {
         let (vy0, vy1) = (_mm256_set1_ps(vy0), _mm256_set1_ps(vy1));
         let sign = _mm256_set1_ps(-0.0);
         let mut x = 1;
@@ -360,7 +379,7 @@ mod tests {
                 let mut c = [0u8; 3];
                 for v in &mut c {
                     seed = seed.wrapping_mul(1103515245).wrapping_add(12345);
-                    *v = (((seed >> 16) % levels) * (255 / levels.max(2) )) as u8;
+                    *v = (((seed >> 16) % levels) * (255 / levels.max(2))) as u8;
                 }
                 image::Rgb(c)
             });

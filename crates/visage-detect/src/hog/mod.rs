@@ -59,7 +59,8 @@ impl HogDetector {
             work = Cow::Owned(resize::pyramid_up(&work));
         }
         let m = &self.model;
-        let levels = resize::pyramid_levels(work.width(), work.height(), m.min_pyramid_layer.0, m.min_pyramid_layer.1, m.max_pyramid_levels);
+        let levels =
+            resize::pyramid_levels(work.width(), work.height(), m.min_pyramid_layer.0, m.min_pyramid_layer.1, m.max_pyramid_levels);
         let nd = m.detectors.len();
         // Pipelined: while this thread shrinks the pyramid level by level, each finished level
         // is scanned (fHOG, then the 5 filters) by the other workers.

@@ -133,10 +133,8 @@ fn vector_columns(tf: &[f32], bf: &[f32], cols: &ColumnTable, tbf: f32, itbf: f3
                 let tr = _mm_loadu_ps(tf.as_ptr().add(l + 3));
                 let bl = _mm_loadu_ps(bf.as_ptr().add(l));
                 let br = _mm_loadu_ps(bf.as_ptr().add(l + 3));
-                let v = _mm_add_ps(
-                    _mm_add_ps(_mm_add_ps(_mm_mul_ps(tlf, tl), _mm_mul_ps(trf, tr)), _mm_mul_ps(blf, bl)),
-                    _mm_mul_ps(brf, br),
-                );
+                let v =
+                    _mm_add_ps(_mm_add_ps(_mm_add_ps(_mm_mul_ps(tlf, tl), _mm_mul_ps(trf, tr)), _mm_mul_ps(blf, bl)), _mm_mul_ps(brf, br));
                 let q = _mm_cvttps_epi32(v);
                 let q = _mm_packus_epi16(_mm_packs_epi32(q, q), q);
                 let bytes = _mm_cvtsi128_si32(q).to_le_bytes();

@@ -23,7 +23,7 @@ pub fn saliency_with(f: &FhogPlanes, det: &LinearDetector, simd: bool) -> Vec<f3
     }
     let c_end = cols - 4; // columns [5, c_end)
     let r_end = rows - 4; // rows [5, r_end) of the vertical pass
-    // Vector blocks: c0 = 5, 13, ... while c0 < c_end - 7.
+                          // Vector blocks: c0 = 5, 13, ... while c0 < c_end - 7.
     let mut vec_end = 5;
     while vec_end + 7 < c_end {
         vec_end += 8;
@@ -68,7 +68,16 @@ pub(crate) struct Geometry {
 
 /// One rank-1 component over columns [from, c_end) (scalar code; `from` = 5 does them all).
 #[allow(clippy::too_many_arguments)]
-fn component_scalar(plane: &[f32], row: &[f32; FILTER], col: &[f32; FILTER], tmp: &mut [f32], s: &mut [f32], g: &Geometry, first: bool, from: usize) {
+fn component_scalar(
+    plane: &[f32],
+    row: &[f32; FILTER],
+    col: &[f32; FILTER],
+    tmp: &mut [f32],
+    s: &mut [f32],
+    g: &Geometry,
+    first: bool,
+    from: usize,
+) {
     let cols = g.cols;
     for r in 0..g.rows {
         for c in from..g.c_end {
@@ -124,7 +133,15 @@ mod avx2 {
     /// As [`component`].
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn tail(plane: &[f32], row: &[f32; FILTER], col: &[f32; FILTER], tmp: &mut [f32], s: &mut [f32], g: &Geometry, first: bool) {
+    pub(super) unsafe fn tail(
+        plane: &[f32],
+        row: &[f32; FILTER],
+        col: &[f32; FILTER],
+        tmp: &mut [f32],
+        s: &mut [f32],
+        g: &Geometry,
+        first: bool,
+    ) {
         let cols = g.cols;
         let width = g.c_end - g.vec_end;
         let lanes: [i32; 8] = std::array::from_fn(|i| if i < width { -1 } else { 0 });
@@ -144,7 +161,8 @@ mod avx2 {
         }
         for r in 5..g.r_end {
             let base = tmp.as_ptr().add((r - 5) * cols + c);
-            let p: [__m256; FILTER] = std::array::from_fn(|m| _mm256_mul_ps(_mm256_maskload_ps(base.add(m * cols), mask), _mm256_set1_ps(col[m])));
+            let p: [__m256; FILTER] =
+                std::array::from_fn(|m| _mm256_mul_ps(_mm256_maskload_ps(base.add(m * cols), mask), _mm256_set1_ps(col[m])));
             let u = seq(p);
             let o = s.as_mut_ptr().add(r * cols + c);
             let v = if first { u } else { _mm256_add_ps(_mm256_maskload_ps(o, mask), u) };
@@ -158,7 +176,17 @@ mod avx2 {
     /// As [`component`].
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn blocks(plane: &[f32], row: &[f32; FILTER], col: &[f32; FILTER], tmp: &mut [f32], s: &mut [f32], g: &Geometry, first: bool, from: usize, to: usize) {
+    pub(super) unsafe fn blocks(
+        plane: &[f32],
+        row: &[f32; FILTER],
+        col: &[f32; FILTER],
+        tmp: &mut [f32],
+        s: &mut [f32],
+        g: &Geometry,
+        first: bool,
+        from: usize,
+        to: usize,
+    ) {
         let cols = g.cols;
         let rt: [__m256; FILTER] = std::array::from_fn(|n| _mm256_set1_ps(row[n]));
         let ct: [__m256; FILTER] = std::array::from_fn(|n| _mm256_set1_ps(col[n]));
@@ -191,7 +219,15 @@ mod avx2 {
     /// AVX2 must be available and the buffers sized `g.rows * g.cols`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn component(plane: &[f32], row: &[f32; FILTER], col: &[f32; FILTER], tmp: &mut [f32], s: &mut [f32], g: &Geometry, first: bool) {
+    pub(super) unsafe fn component(
+        plane: &[f32],
+        row: &[f32; FILTER],
+        col: &[f32; FILTER],
+        tmp: &mut [f32],
+        s: &mut [f32],
+        g: &Geometry,
+        first: bool,
+    ) {
         blocks(plane, row, col, tmp, s, g, first, 5, g.vec_end);
         if g.vec_end < g.c_end {
             tail(plane, row, col, tmp, s, g, first);
@@ -219,7 +255,15 @@ mod avx512 {
     /// AVX-512F and AVX2 must be available and the buffers sized `g.rows * g.cols`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx2")]
-    pub(super) unsafe fn component(plane: &[f32], row: &[f32; FILTER], col: &[f32; FILTER], tmp: &mut [f32], s: &mut [f32], g: &Geometry, first: bool) {
+    pub(super) unsafe fn component(
+        plane: &[f32],
+        row: &[f32; FILTER],
+        col: &[f32; FILTER],
+        tmp: &mut [f32],
+        s: &mut [f32],
+        g: &Geometry,
+        first: bool,
+    ) {
         let cols = g.cols;
         let wide_end = 5 + (g.vec_end - 5) / 16 * 16;
         let rt: [__m512; FILTER] = std::array::from_fn(|n| _mm512_set1_ps(row[n]));
@@ -254,6 +298,12 @@ mod avx512 {
     }
 }
 
+/// The image rectangle (at the level's scale) of the window centred on feature cell (r, c).
+pub fn window_rect(r: i64, c: i64) -> (i64, i64, i64, i64) {
+    let lo = |v: i64| if v >= 8 { 8 * v - 59 } else { 8 * v - 67 };
+    (lo(c), lo(r), 8 * c + 13, 8 * r + 13)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,10 +336,4 @@ mod tests {
             }
         }
     }
-}
-
-/// The image rectangle (at the level's scale) of the window centred on feature cell (r, c).
-pub fn window_rect(r: i64, c: i64) -> (i64, i64, i64, i64) {
-    let lo = |v: i64| if v >= 8 { 8 * v - 59 } else { 8 * v - 67 };
-    (lo(c), lo(r), 8 * c + 13, 8 * r + 13)
 }

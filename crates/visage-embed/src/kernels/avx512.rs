@@ -60,7 +60,13 @@ pub(super) unsafe fn tile(t: &Tile) {
     let sh1 = _mm512_loadu_ps(t.shift.add(16));
     let full = t.cols == NR;
     let m0: __mmask16 = if t.cols >= 16 { 0xFFFF } else { ((1u32 << t.cols) - 1) as u16 };
-    let m1: __mmask16 = if t.cols >= 32 { 0xFFFF } else if t.cols > 16 { ((1u32 << (t.cols - 16)) - 1) as u16 } else { 0 };
+    let m1: __mmask16 = if t.cols >= 32 {
+        0xFFFF
+    } else if t.cols > 16 {
+        ((1u32 << (t.cols - 16)) - 1) as u16
+    } else {
+        0
+    };
     macro_rules! store {
         ($r:expr, $c:ident, $d:ident) => {
             if $r < t.rows {
