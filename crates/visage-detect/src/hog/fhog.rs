@@ -136,11 +136,10 @@ fn histogram(p: &[u8], w: usize, cells_nr: usize, cells_nc: usize, visible_nr: u
         for x in x..visible_nc {
             phase_a_scalar(up, mid, down, &cols, vy0, vy1, x, x < vector_end, &mut votes);
         }
-        // Phase B: votes in raster order. Consecutive pixels with the same cell column and bin
-        // update the same four sums; those are kept in registers for the run (the same f32
-        // additions in the same order, without a store/load round trip per pixel).
-        // Phase B: votes in raster order. (Keeping runs of equal (cell, bin) in registers was
-        // measured slower: the branch mispredicts cost more than the store forwarding saved.)
+        // Phase B: votes in raster order. Measured and not faster on Zen 4: keeping runs of
+        // equal (cell, bin) in registers (branch mispredicts), visiting pixels so that
+        // consecutive updates hit different cells, a [row][bin][column] layout with paired
+        // 8-byte updates, and a 16-lane AVX-512 phase A.
         let top = hy * hist_nc * 18;
         let bot = (hy + 1) * hist_nc * 18;
         for x in 1..visible_nc {
