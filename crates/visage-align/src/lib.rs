@@ -5,6 +5,8 @@
 //! Large faces are first reduced with dlib's 5-tap `pyramid_down<2>` so that bilinear
 //! sampling never skips pixels; without it big faces embed up to 0.07 (L2) away from dlib.
 
+#![warn(missing_docs)]
+
 pub mod chip;
 pub mod pyramid;
 

@@ -58,3 +58,29 @@ pub fn progress(n: usize, what: &str, quiet: bool) -> ProgressBar {
     bar.set_message(what.to_string());
     bar
 }
+
+/// Runs `work` on every item on all cores, a chunk of `chunk` items at a time, ticking `bar`
+/// per item, and hands each chunk's results to `each_chunk` in input order: output follows the
+/// order of the inputs, and memory stays bounded however big the folder.
+pub fn in_parallel_chunks<T: Sync, R: Send>(
+    items: &[T],
+    chunk: usize,
+    bar: &ProgressBar,
+    work: impl Fn(&T) -> R + Sync + Send,
+    mut each_chunk: impl FnMut(&[T], Vec<R>) -> Result<()>,
+) -> Result<()> {
+    use rayon::prelude::*;
+    for c in items.chunks(chunk.max(1)) {
+        let results: Vec<R> = c
+            .par_iter()
+            .map(|x| {
+                let r = work(x);
+                bar.inc(1);
+                r
+            })
+            .collect();
+        each_chunk(c, results)?;
+    }
+    bar.finish_and_clear();
+    Ok(())
+}

@@ -7,6 +7,8 @@
 //! * [`similarity`]: least-squares similarity transforms between point sets.
 //! * [`metric`]: distances between embeddings.
 
+#![warn(missing_docs)]
+
 pub mod geometry;
 pub mod image_io;
 pub mod metric;

@@ -6,6 +6,8 @@
 //! Detectors implement [`FaceDetector`], so another detector (for profile, small or rotated
 //! faces) can be added without touching alignment or embedding.
 
+#![warn(missing_docs)]
+
 pub mod hog;
 pub mod shape_predictor;
 

@@ -6,7 +6,7 @@
 //! `.bench-venv/bin/python`), then visage again, and prints faces/s and the ratios.
 //! Options (environment): BENCH_REPEATS (default 7), BENCH_DLIB_REPEATS (default 2).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 use visage_embed::Embedder;
@@ -39,9 +39,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn main() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let shared = std::env::var_os("VISAGE_SHARED").map(PathBuf::from).unwrap_or_else(|| repo.join("../shared"));
-    let chip_dir = shared.join("oracle/dlib");
+    let chip_dir = visage_testdata::shared_dir().join("oracle/dlib");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&chip_dir)
         .unwrap_or_else(|e| panic!("{}: {e} (set VISAGE_SHARED)", chip_dir.display()))
         .flatten()
@@ -71,11 +69,9 @@ fn main() {
         };
     let first = measure("visage (before dlib)");
 
-    let python = std::env::var_os("VISAGE_REFERENCE_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo.join(".bench-venv/bin/python"));
-    let script = repo.join("bench/reference/dlib_embed.py");
-    let dlib = if python.exists() {
+    let dlib = if let Some(python) = visage_testdata::reference_python() {
         let out = Command::new(&python)
-            .arg(&script)
+            .arg(visage_testdata::reference_script("dlib_embed.py"))
             .arg(env_usize("BENCH_DLIB_REPEATS", 2).to_string())
             .args(&paths)
             .output()
@@ -88,7 +84,6 @@ fn main() {
             None
         }
     } else {
-        println!("dlib reference not installed ({}): run scripts/reference-env.sh to compare", python.display());
         None
     };
     let second = measure("visage (after dlib) ");

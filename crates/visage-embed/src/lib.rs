@@ -5,6 +5,8 @@
 //! * [`Embedder`]: the fast path: indirect convolution over hand-written AVX-512 / AVX2 /
 //!   portable micro-kernels, batched, on all cores.
 
+#![warn(missing_docs)]
+
 pub mod architecture;
 mod conv;
 mod embedder;

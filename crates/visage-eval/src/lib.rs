@@ -10,6 +10,8 @@
 //!   a cache keyed by model, options and image hash.
 //! * [`plot`]: the ROC curve and the distance histograms as PNG or SVG.
 
+#![warn(missing_docs)]
+
 pub mod embed;
 pub mod openset;
 pub mod pairs;

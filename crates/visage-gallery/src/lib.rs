@@ -15,6 +15,8 @@
 //! * [`calibrate`]: genuine and impostor distance distributions and the threshold that meets
 //!   a target false-accept rate.
 
+#![warn(missing_docs)]
+
 pub mod calibrate;
 mod error;
 pub mod exact;

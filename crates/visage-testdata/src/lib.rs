@@ -5,6 +5,8 @@
 //! [`data_dir`], which print why and return `None` when it is absent, so the test can skip.
 //! Models are not optional: [`model_store`] panics with the fetch instructions when missing.
 
+#![warn(missing_docs)]
+
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use visage_models::{ModelFile, ModelStore};
@@ -208,4 +210,24 @@ fn parse_npy(b: &[u8]) -> NpyArray {
     let inner = &shape_txt[1..shape_txt.find(')').unwrap()];
     let shape = inner.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
     NpyArray { dtype, shape, data: b[hstart + hlen..].to_vec() }
+}
+
+/// The Python interpreter of the dlib reference used by the benchmarks:
+/// `$VISAGE_REFERENCE_PYTHON`, else `<workspace>/.bench-venv/bin/python` (made by
+/// `scripts/reference-env.sh`), if it exists.
+pub fn reference_python() -> Option<PathBuf> {
+    let p = std::env::var_os("VISAGE_REFERENCE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.bench-venv/bin/python"));
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("dlib reference not installed ({}): run scripts/reference-env.sh to compare", p.display());
+        None
+    }
+}
+
+/// A script of `bench/reference/`.
+pub fn reference_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/reference").join(name)
 }

@@ -30,8 +30,7 @@ fn time<T>(repeats: usize, mut f: impl FnMut() -> T) -> f64 {
 }
 
 fn main() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let shared = std::env::var_os("VISAGE_SHARED").map(PathBuf::from).unwrap_or_else(|| repo.join("../shared"));
+    let shared = visage_testdata::shared_dir();
     let repeats: usize = std::env::var("BENCH_REPEATS").ok().and_then(|v| v.parse().ok()).unwrap_or(9);
     let lfw = shared.join("data/lfw/images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg");
     let t1 = shared.join("oracle/images/t1.jpg");
@@ -45,10 +44,9 @@ fn main() {
     let threads = rayon::current_num_threads();
     println!("visage pipeline benchmark: {threads} threads, {} kernels, median of {repeats}", v.embedder().isa().name());
 
-    let python = std::env::var_os("VISAGE_REFERENCE_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo.join(".bench-venv/bin/python"));
-    let dlib: Option<serde_json::Value> = if python.exists() {
+    let dlib: Option<serde_json::Value> = if let Some(python) = visage_testdata::reference_python() {
         let out = Command::new(&python)
-            .arg(repo.join("bench/reference/dlib_pipeline.py"))
+            .arg(visage_testdata::reference_script("dlib_pipeline.py"))
             .arg(repeats.to_string())
             .args([&lfw, &t1])
             .arg("--")
@@ -62,7 +60,6 @@ fn main() {
             None
         }
     } else {
-        println!("dlib reference not installed ({}): run scripts/reference-env.sh to compare", python.display());
         None
     };
 

@@ -6,6 +6,8 @@
 //! `visage-core` (images, geometry, metrics), `visage-models` (model files), `visage-detect`,
 //! `visage-align` and `visage-embed`.
 
+#![warn(missing_docs)]
+
 mod pipeline;
 
 pub use pipeline::{largest, Face, FaceEmbedding, Visage, VisageError};

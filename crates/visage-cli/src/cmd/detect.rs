@@ -2,12 +2,11 @@
 
 use crate::context::GlobalOpts;
 use crate::draw;
-use crate::inputs::{expand, progress};
+use crate::inputs::{expand, in_parallel_chunks, progress};
 use crate::output::{json_line, report_error};
 use crate::Outcome;
 use anyhow::{bail, Result};
 use clap::Args;
-use rayon::prelude::*;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -37,29 +36,19 @@ pub fn run(g: &GlobalOpts, a: DetectArgs) -> Result<Outcome> {
     let v = g.visage()?;
     let bar = progress(photos.len(), "detecting", g.quiet);
     let mut failed = false;
-    for chunk in photos.chunks(64) {
-        let results: Vec<_> = chunk
-            .par_iter()
-            .map(|p| {
-                let r = (|| -> Result<_> {
-                    let img = v.load_image(p)?;
-                    let faces = v.find_faces(&img);
-                    if let Some(out) = &a.draw {
-                        let target = if many {
-                            out.join(format!("{}.faces.png", p.file_stem().unwrap_or_default().to_string_lossy()))
-                        } else {
-                            out.clone()
-                        };
-                        let mut canvas = img.clone();
-                        draw::draw_faces(&mut canvas, &faces);
-                        draw::save(&canvas, &target)?;
-                    }
-                    Ok((img.width(), img.height(), faces))
-                })();
-                bar.inc(1);
-                r
-            })
-            .collect();
+    let detect = |p: &PathBuf| -> Result<_> {
+        let img = v.load_image(p)?;
+        let faces = v.find_faces(&img);
+        if let Some(out) = &a.draw {
+            let target =
+                if many { out.join(format!("{}.faces.png", p.file_stem().unwrap_or_default().to_string_lossy())) } else { out.clone() };
+            let mut canvas = img.clone();
+            draw::draw_faces(&mut canvas, &faces);
+            draw::save(&canvas, &target)?;
+        }
+        Ok((img.width(), img.height(), faces))
+    };
+    in_parallel_chunks(&photos, 64, &bar, detect, |chunk, results| {
         for (p, r) in chunk.iter().zip(results) {
             match r {
                 Ok((w, h, faces)) => json_line(&json!({
@@ -72,7 +61,7 @@ pub fn run(g: &GlobalOpts, a: DetectArgs) -> Result<Outcome> {
                 }
             }
         }
-    }
-    bar.finish_and_clear();
+        Ok(())
+    })?;
     Ok(if failed { Outcome::PartialFailure } else { Outcome::Ok })
 }

@@ -1,12 +1,11 @@
 //! `visage embed PATH...`: embeddings of aligned chips, or of every face in photos.
 
 use crate::context::GlobalOpts;
-use crate::inputs::{expand, progress};
+use crate::inputs::{expand, in_parallel_chunks, progress};
 use crate::output::{json_line, report_error};
 use crate::Outcome;
 use anyhow::{bail, Result};
 use clap::Args;
-use rayon::prelude::*;
 use serde_json::json;
 use std::path::PathBuf;
 use visage::{Face, RgbImage, Visage};
@@ -56,46 +55,44 @@ pub fn run(g: &GlobalOpts, a: EmbedArgs) -> Result<Outcome> {
     let v = g.visage()?;
     let bar = progress(inputs.len(), "embedding", g.quiet);
     let mut failed = false;
-    for chunk in inputs.chunks(64) {
-        let prepared: Vec<Result<Prepared>> = chunk
-            .par_iter()
-            .map(|p| {
-                let r = prepare(&v, p, a.chip, a.detect);
-                bar.inc(1);
-                r
-            })
-            .collect();
-        // One batched forward pass for all the chips of this chunk.
-        let chips: Vec<RgbImage> = prepared
-            .iter()
-            .flat_map(|r| match r {
-                Ok(Prepared::Chip(c)) => vec![c.clone()],
-                Ok(Prepared::Photo(_, cs)) => cs.clone(),
-                Err(_) => vec![],
-            })
-            .collect();
-        let mut embeddings = v.embed_chips(&chips)?.into_iter();
-        for (p, r) in chunk.iter().zip(prepared) {
-            match r {
-                Ok(Prepared::Chip(_)) => json_line(&json!({ "path": p, "embedding": embeddings.next().unwrap() })),
-                Ok(Prepared::Photo(faces, _)) => {
-                    let faces: Vec<_> = faces
-                        .iter()
-                        .map(|f| {
-                            let mut j = super::face_json(f);
-                            j["embedding"] = json!(embeddings.next().unwrap());
-                            j
-                        })
-                        .collect();
-                    json_line(&json!({ "path": p, "faces": faces }))
-                }
-                Err(e) => {
-                    failed = true;
-                    bar.suspend(|| report_error(p, &format!("{e:#}")));
+    in_parallel_chunks(
+        &inputs,
+        64,
+        &bar,
+        |p| prepare(&v, p, a.chip, a.detect),
+        |chunk, prepared| {
+            // One batched forward pass for all the chips of this chunk.
+            let chips: Vec<RgbImage> = prepared
+                .iter()
+                .flat_map(|r| match r {
+                    Ok(Prepared::Chip(c)) => vec![c.clone()],
+                    Ok(Prepared::Photo(_, cs)) => cs.clone(),
+                    Err(_) => vec![],
+                })
+                .collect();
+            let mut embeddings = v.embed_chips(&chips)?.into_iter();
+            for (p, r) in chunk.iter().zip(prepared) {
+                match r {
+                    Ok(Prepared::Chip(_)) => json_line(&json!({ "path": p, "embedding": embeddings.next().unwrap() })),
+                    Ok(Prepared::Photo(faces, _)) => {
+                        let faces: Vec<_> = faces
+                            .iter()
+                            .map(|f| {
+                                let mut j = super::face_json(f);
+                                j["embedding"] = json!(embeddings.next().unwrap());
+                                j
+                            })
+                            .collect();
+                        json_line(&json!({ "path": p, "faces": faces }))
+                    }
+                    Err(e) => {
+                        failed = true;
+                        bar.suspend(|| report_error(p, &format!("{e:#}")));
+                    }
                 }
             }
-        }
-    }
-    bar.finish_and_clear();
+            Ok(())
+        },
+    )?;
     Ok(if failed { Outcome::PartialFailure } else { Outcome::Ok })
 }

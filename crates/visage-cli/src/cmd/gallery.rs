@@ -2,7 +2,7 @@
 
 use super::faces::{one_face, refusal_message, sha256_file, FaceChoice, Refusal};
 use crate::context::GlobalOpts;
-use crate::inputs::{expand, is_photo, progress};
+use crate::inputs::{expand, in_parallel_chunks, is_photo, progress};
 use crate::output::{json_line, report_error};
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
@@ -212,19 +212,15 @@ pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
     let (mut added, mut already, mut no_face, mut several, mut failed) = (0usize, 0usize, Vec::new(), Vec::new(), Vec::new());
     // Photos are analysed in parallel; each is committed in its own transaction as soon as it
     // is ready, so an interrupted run keeps everything finished and a re-run resumes.
-    for chunk in jobs.chunks(32) {
-        let results: Vec<Result<Option<_>>> = chunk
-            .par_iter()
-            .map(|(name, p)| {
-                let sha = sha256_file(p)?;
-                if gal.has_photo(name, &sha)? {
-                    return Ok(None);
-                }
-                Ok(Some((sha, one_face(&v, p, choice)?)))
-            })
-            .collect();
+    let analyse = |(name, p): &(String, PathBuf)| -> Result<Option<_>> {
+        let sha = sha256_file(p)?;
+        if gal.has_photo(name, &sha)? {
+            return Ok(None);
+        }
+        Ok(Some((sha, one_face(&v, p, choice)?)))
+    };
+    in_parallel_chunks(&jobs, 32, &bar, analyse, |chunk, results| {
         for ((name, p), r) in chunk.iter().zip(results) {
-            bar.inc(1);
             match r {
                 Ok(None) => already += 1,
                 Ok(Some((sha, Ok((face, embedding))))) => {
@@ -244,8 +240,8 @@ pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
                 Err(e) => failed.push(format!("{e:#}")),
             }
         }
-    }
-    bar.finish_and_clear();
+        Ok(())
+    })?;
     let (s, t) = gal.counts()?;
     eprintln!(
         "enrolled {added} new template(s) from {} photo(s) of {} people; the gallery now holds {s} people, {t} templates",
@@ -348,16 +344,8 @@ pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
     let v = g.visage()?;
     let bar = progress(photos.len(), "identifying", g.quiet);
     let mut failed = false;
-    for chunk in photos.chunks(32) {
-        let analysed: Vec<Result<_>> = chunk
-            .par_iter()
-            .map(|p| {
-                let img = v.load_image(p)?;
-                let r = v.analyze(&img)?;
-                bar.inc(1);
-                Ok(r)
-            })
-            .collect();
+    let analyse = |p: &PathBuf| -> Result<_> { Ok(v.analyze(&v.load_image(p)?)?) };
+    in_parallel_chunks(&photos, 32, &bar, analyse, |chunk, analysed| {
         for (p, r) in chunk.iter().zip(analysed) {
             match r.and_then(|faces| {
                 faces
@@ -384,8 +372,8 @@ pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
                 }
             }
         }
-    }
-    bar.finish_and_clear();
+        Ok(())
+    })?;
     Ok(if failed { Outcome::PartialFailure } else { Outcome::Ok })
 }
 

@@ -7,7 +7,7 @@
 
 use super::faces::{one_face, refusal_message, FaceChoice};
 use crate::context::GlobalOpts;
-use crate::inputs::{expand, is_photo, progress};
+use crate::inputs::{expand, in_parallel_chunks, is_photo, progress};
 use crate::Outcome;
 use anyhow::{bail, Result};
 use clap::Args;
@@ -72,11 +72,9 @@ pub fn run(g: &GlobalOpts, a: RecognizeArgs) -> Result<Outcome> {
     let photos = expand(&a.unknown)?;
     let bar = progress(photos.len(), "recognising", g.quiet);
     let mut failed = false;
-    for chunk in photos.chunks(32) {
-        let results: Vec<_> =
-            chunk.par_iter().map(|p| v.load_image(p).map_err(anyhow::Error::from).and_then(|img| Ok(v.analyze(&img)?))).collect();
+    let analyse = |p: &PathBuf| -> Result<_> { Ok(v.analyze(&v.load_image(p)?)?) };
+    in_parallel_chunks(&photos, 32, &bar, analyse, |chunk, results| {
         for (p, r) in chunk.iter().zip(results) {
-            bar.inc(1);
             match r {
                 Ok(faces) if faces.is_empty() => {
                     bar.suspend(|| println!("{},no_persons_found{}", p.display(), if a.show_distance { ",None" } else { "" }))
@@ -103,7 +101,7 @@ pub fn run(g: &GlobalOpts, a: RecognizeArgs) -> Result<Outcome> {
                 }
             }
         }
-    }
-    bar.finish_and_clear();
+        Ok(())
+    })?;
     Ok(if failed { Outcome::PartialFailure } else { Outcome::Ok })
 }

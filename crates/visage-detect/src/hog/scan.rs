@@ -31,21 +31,13 @@ pub fn saliency_with(f: &FhogPlanes, det: &LinearDetector, simd: bool) -> Vec<f3
     let geo = Geometry { rows, cols, r_end, c_end, vec_end };
     let mut tmp = vec![0f32; rows * cols];
     let mut first = true;
-    #[cfg(target_arch = "x86_64")]
-    let avx512 = simd && std::arch::is_x86_feature_detected!("avx512f") && std::env::var_os("VISAGE_HOG_NO_AVX512").is_none();
     for p in 0..PLANES {
         let plane = f.plane(p);
         for comp in &det.planes[p] {
             #[cfg(target_arch = "x86_64")]
             if simd {
-                // SAFETY: AVX2 (and AVX-512F when used) detected; indices stay inside the planes.
-                unsafe {
-                    if avx512 {
-                        avx512::component(plane, &comp.row, &comp.col, &mut tmp, &mut s, &geo, first)
-                    } else {
-                        avx2::component(plane, &comp.row, &comp.col, &mut tmp, &mut s, &geo, first)
-                    }
-                };
+                // SAFETY: AVX2 detected; all indices stay inside the planes.
+                unsafe { avx2::component(plane, &comp.row, &comp.col, &mut tmp, &mut s, &geo, first) };
                 first = false;
                 continue;
             }
@@ -235,69 +227,6 @@ mod avx2 {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use super::{avx2, Geometry, FILTER};
-    use std::arch::x86_64::*;
-
-    #[inline(always)]
-    unsafe fn sum(p: &[__m512; FILTER]) -> __m512 {
-        let a = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(p[0], p[3]), p[6]), p[9]);
-        let b = _mm512_add_ps(_mm512_add_ps(p[1], p[4]), p[7]);
-        let c = _mm512_add_ps(_mm512_add_ps(p[2], p[5]), p[8]);
-        _mm512_add_ps(a, _mm512_add_ps(b, c))
-    }
-
-    /// One component, two of dlib's 8-column blocks per 16-lane step (per-lane arithmetic is
-    /// unchanged), then a last odd block and the scalar-class tail with AVX2.
-    ///
-    /// # Safety
-    /// AVX-512F and AVX2 must be available and the buffers sized `g.rows * g.cols`.
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f,avx2")]
-    pub(super) unsafe fn component(
-        plane: &[f32],
-        row: &[f32; FILTER],
-        col: &[f32; FILTER],
-        tmp: &mut [f32],
-        s: &mut [f32],
-        g: &Geometry,
-        first: bool,
-    ) {
-        let cols = g.cols;
-        let wide_end = 5 + (g.vec_end - 5) / 16 * 16;
-        let rt: [__m512; FILTER] = std::array::from_fn(|n| _mm512_set1_ps(row[n]));
-        let ct: [__m512; FILTER] = std::array::from_fn(|n| _mm512_set1_ps(col[n]));
-        let (src, t, out) = (plane.as_ptr(), tmp.as_mut_ptr(), s.as_mut_ptr());
-        for r in 0..g.rows {
-            let mut c = 5;
-            while c < wide_end {
-                let base = src.add(r * cols + c - 5);
-                let p: [__m512; FILTER] = std::array::from_fn(|n| _mm512_mul_ps(_mm512_loadu_ps(base.add(n)), rt[n]));
-                _mm512_storeu_ps(t.add(r * cols + c), sum(&p));
-                c += 16;
-            }
-        }
-        for r in 5..g.r_end {
-            let mut c = 5;
-            while c < wide_end {
-                let base = t.add((r - 5) * cols + c);
-                let p: [__m512; FILTER] = std::array::from_fn(|m| _mm512_mul_ps(_mm512_loadu_ps(base.add(m * cols)), ct[m]));
-                let u = sum(&p);
-                let o = out.add(r * cols + c);
-                _mm512_storeu_ps(o, if first { u } else { _mm512_add_ps(_mm512_loadu_ps(o), u) });
-                c += 16;
-            }
-        }
-        if wide_end < g.vec_end {
-            avx2::blocks(plane, row, col, tmp, s, g, first, wide_end, g.vec_end);
-        }
-        if g.vec_end < g.c_end {
-            avx2::tail(plane, row, col, tmp, s, g, first);
-        }
-    }
-}
-
 /// The image rectangle (at the level's scale) of the window centred on feature cell (r, c).
 pub fn window_rect(r: i64, c: i64) -> (i64, i64, i64, i64) {
     let lo = |v: i64| if v >= 8 { 8 * v - 59 } else { 8 * v - 67 };
@@ -329,10 +258,6 @@ mod tests {
                 let a = saliency_with(&f, det, true);
                 let b = saliency_with(&f, det, false);
                 assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{rows}x{cols}");
-                std::env::set_var("VISAGE_HOG_NO_AVX512", "1");
-                let c = saliency_with(&f, det, true);
-                std::env::remove_var("VISAGE_HOG_NO_AVX512");
-                assert!(c.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "avx2 {rows}x{cols}");
             }
         }
     }
