@@ -14,6 +14,7 @@ pub mod kernels;
 mod network;
 mod ops;
 pub mod reference;
+mod winograd;
 
 pub use architecture::{parse_resnet, ResnetWeights};
 pub use embedder::{EmbedError, Embedder, CHIP_BYTES, CHIP_SIZE, MAX_BATCH};

@@ -1,5 +1,6 @@
 //! The embedder against dlib: every oracle chip's descriptor must equal dlib's
-//! `compute_face_descriptor(chip)` (`encoding_from_chip`) to 1e-4, on every kernel this CPU runs.
+//! `compute_face_descriptor(chip)` (`encoding_from_chip`) to 1e-4, on every kernel this CPU runs,
+//! both through the direct convolution (single chips) and Winograd (the batch of 27).
 
 use visage_embed::{parse_resnet, Embedder, Isa};
 use visage_models::ModelFile;
@@ -27,13 +28,18 @@ fn all_oracle_chips_match_dlib() {
         let mut worst = 0f64;
         for (i, (name, chip)) in chips.iter().enumerate() {
             let single = embedder.embed(chip).unwrap();
-            assert_eq!(single, batched[i], "{isa:?} {name}: batch and single must be bit-identical");
+            // Batches of this size run the 3x3 layers through Winograd, single chips through
+            // the direct convolution: the same function, rounded differently.
+            let gap = single.iter().zip(&batched[i]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(gap <= 1e-5, "{isa:?} {name}: batch and single differ by {gap:e}");
             assert_eq!(single.len(), 128);
-            let d = single.iter().zip(&want[i]).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
-            assert!(d <= 1e-4, "{isa:?} {name}: max abs diff {d:e} > 1e-4");
-            worst = worst.max(d);
+            for (path, e) in [("direct", &single), ("winograd", &batched[i])] {
+                let d = e.iter().zip(&want[i]).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+                assert!(d <= 1e-4, "{isa:?} {name} ({path}): max abs diff {d:e} > 1e-4");
+                worst = worst.max(d);
+            }
         }
-        eprintln!("{isa:?}: 27 chips, worst max abs diff against dlib {worst:e}");
+        eprintln!("{isa:?}: 27 chips, single and batched, worst max abs diff against dlib {worst:e}");
     }
 }
 

@@ -7,7 +7,7 @@ use thiserror::Error;
 use visage_align::face_chip;
 use visage_core::image_io::load_rgb;
 use visage_core::{ImageError, ImageLimits, Point, Rect, RgbImage};
-use visage_detect::{FaceDetector, HogDetector, ShapeError, ShapePredictor};
+use visage_detect::{Detection, FaceDetector, HogDetector, ShapeError, ShapePredictor};
 use visage_embed::{EmbedError, Embedder};
 use visage_models::ModelStore;
 
@@ -60,7 +60,6 @@ pub struct FaceEmbedding {
 /// The loaded models and settings. Cheap to share between threads (`&Visage` is `Sync`).
 pub struct Visage {
     detector: HogDetector,
-    upsample: u32,
     shapes: ShapePredictor,
     embedder: Embedder,
     limits: ImageLimits,
@@ -72,7 +71,6 @@ impl Visage {
     pub fn load(store: &ModelStore) -> Result<Self, VisageError> {
         Ok(Self {
             detector: HogDetector::new(),
-            upsample: 1,
             shapes: ShapePredictor::from_store(store)?,
             embedder: Embedder::from_store(store)?,
             limits: ImageLimits::DEFAULT,
@@ -90,7 +88,6 @@ impl Visage {
     /// 80 px and more; 1 finds 40 px faces; 2 finds 20 px faces).
     pub fn with_upsample(mut self, upsample: u32) -> Self {
         self.detector = self.detector.with_upsample(upsample);
-        self.upsample = upsample;
         self
     }
 
@@ -117,29 +114,23 @@ impl Visage {
 
     /// Every face in a photo, most confident first, with its landmarks.
     pub fn find_faces(&self, img: &RgbImage) -> Vec<Face> {
-        let dets = self.detector.detect(img);
-        dets.par_iter()
-            .map(|d| {
-                let rect = d.rect.trimmed_to(img.width(), img.height());
-                Face { detection: d.rect, rect, score: d.score, detector: d.weight_index, landmarks: self.shapes.predict(img, rect) }
-            })
-            .collect()
+        self.with_landmarks(img, &self.detector.detect(img))
     }
 
     /// Faces found with the detector's threshold lowered by `adjust` (negative finds weaker
     /// candidates); used as a second chance when the normal threshold finds nothing.
     pub fn find_faces_adjusted(&self, img: &RgbImage, adjust: f64) -> Vec<Face> {
-        let dets = self.detector.run(img, self.detector_upsample(), adjust);
+        self.with_landmarks(img, &self.detector.run(img, self.detector.upsample(), adjust))
+    }
+
+    /// Trims each detection to the photo (as face_recognition does) and puts landmarks on it.
+    fn with_landmarks(&self, img: &RgbImage, dets: &[Detection]) -> Vec<Face> {
         dets.par_iter()
             .map(|d| {
                 let rect = d.rect.trimmed_to(img.width(), img.height());
                 Face { detection: d.rect, rect, score: d.score, detector: d.weight_index, landmarks: self.shapes.predict(img, rect) }
             })
             .collect()
-    }
-
-    fn detector_upsample(&self) -> u32 {
-        self.upsample
     }
 
     /// Landmarks for a face rectangle given by the caller (e.g. a fixed box when the detector

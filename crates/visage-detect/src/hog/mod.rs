@@ -47,6 +47,11 @@ impl HogDetector {
         self
     }
 
+    /// How many times photos are doubled before scanning.
+    pub fn upsample(&self) -> u32 {
+        self.upsample
+    }
+
     /// The loaded model.
     pub fn model(&self) -> &HogModel {
         &self.model
