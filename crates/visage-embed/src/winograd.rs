@@ -52,12 +52,11 @@ impl WinogradConv {
                 let g = |r: usize, c: usize| conv.filters[((o * cin + ci) * 3 + r) * 3 + c] as f64;
                 for xi in 0..4 {
                     for nu in 0..4 {
-                        let mut u = 0.0;
-                        for r in 0..3 {
-                            for c in 0..3 {
-                                u += G[xi][r] * g(r, c) * G[nu][c];
-                            }
-                        }
+                        let u: f64 = G[xi]
+                            .iter()
+                            .enumerate()
+                            .map(|(r, gr)| G[nu].iter().enumerate().map(|(c, gc)| gr * g(r, c) * gc).sum::<f64>())
+                            .sum();
                         let (panel, j) = (o / nr, o % nr);
                         packed[((xi * 4 + nu) * panels + panel) * panel_stride + ci * nr + j] = u as f32;
                     }
