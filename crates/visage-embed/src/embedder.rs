@@ -14,6 +14,9 @@ pub const CHIP_BYTES: usize = CHIP_SIZE * CHIP_SIZE * 3;
 /// Chips per forward pass when a caller hands over more.
 pub const MAX_BATCH: usize = 32;
 
+/// Workspaces kept for reuse (the least recently returned ones are dropped first).
+const MAX_POOLED_WORKSPACES: usize = 4;
+
 /// Why an embedder could not be built or run.
 #[derive(Debug, Error)]
 pub enum EmbedError {
@@ -90,7 +93,13 @@ impl Embedder {
         for batch in chips.chunks(MAX_BATCH) {
             let mut ws = self.take_workspace(batch.len());
             out.extend(self.net.forward(batch, &mut ws));
-            self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(ws);
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            pool.push(ws);
+            // Workspaces are kept per batch size; a caller cycling through many sizes must
+            // not make the pool grow without bound (one of batch 32 is about 40 MB).
+            if pool.len() > MAX_POOLED_WORKSPACES {
+                pool.remove(0);
+            }
         }
         Ok(out)
     }
