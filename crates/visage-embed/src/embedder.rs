@@ -107,7 +107,7 @@ impl Embedder {
     fn take_workspace(&self, batch: usize) -> Workspace {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = pool.iter().position(|w| w.batch == batch) {
-            return pool.swap_remove(i);
+            return pool.remove(i);
         }
         drop(pool);
         self.net.workspace(batch)
