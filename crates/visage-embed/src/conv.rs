@@ -94,6 +94,33 @@ impl ConvLayer {
         Self { isa, in_channels: cin, out_channels: cout, kernel: k, stride: conv.stride, pad: conv.pad, relu, packed, scale, shift }
     }
 
+    /// The instruction set the weights are packed for.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Whether relu ends the layer.
+    pub fn relu(&self) -> bool {
+        self.relu
+    }
+
+    /// Kernel side, stride and padding.
+    pub fn geometry(&self) -> (usize, usize, usize) {
+        (self.kernel, self.stride, self.pad)
+    }
+
+    /// Filter tap `w[o][ci][ky][kx]`, read back from the packed panels.
+    pub fn filter(&self, o: usize, ci: usize, ky: usize, kx: usize) -> f32 {
+        let nr = self.isa.nr();
+        let kk = self.kernel * self.kernel * self.in_channels;
+        self.packed[((o / nr) * kk + (ky * self.kernel + kx) * self.in_channels + ci) * nr + o % nr]
+    }
+
+    /// The folded per-channel scale and shift (`out_channels` values each).
+    pub fn scale_shift(&self) -> (&[f32], &[f32]) {
+        (&self.scale[..self.out_channels], &self.shift[..self.out_channels])
+    }
+
     /// Output geometry for an input geometry.
     pub fn output_shape(&self, input: Shape) -> Shape {
         let oh = 1 + (input.h + 2 * self.pad - self.kernel) / self.stride;

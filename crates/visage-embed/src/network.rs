@@ -5,12 +5,15 @@ use crate::conv::{ConvLayer, Indirection, Shape};
 use crate::kernels::Isa;
 use crate::ops;
 use crate::winograd::{self, WinogradConv};
+use std::sync::OnceLock;
 
-/// A convolution layer: always packed for the direct indirect convolution, and also for
-/// Winograd F(2x2, 3x3) where that applies; each workspace's plan picks one per batch size.
+/// A convolution layer, packed for the direct indirect convolution; where Winograd
+/// F(2x2, 3x3) applies, its weights are derived from the direct ones the first time a
+/// workspace's plan chooses it (so single-chip use never pays for them).
 struct Conv {
     direct: ConvLayer,
-    winograd: Option<WinogradConv>,
+    winograd_applies: bool,
+    winograd: OnceLock<WinogradConv>,
 }
 
 /// Winograd turns a layer into 16 GEMMs (tiles x Cin x Cout) only as deep as its input
@@ -45,17 +48,18 @@ impl Conv {
     /// with `VISAGE_WINOGRAD=0`; the direct indirect convolution otherwise.
     fn new(isa: Isa, w: &ConvWeights, a: &Affine, relu: bool, h: usize, wd: usize) -> Self {
         let enabled = std::env::var("VISAGE_WINOGRAD").map_or(true, |v| v != "0");
-        let winograd = (enabled && winograd::applies(w, h, wd)).then(|| WinogradConv::new(isa, w, a, relu));
-        Conv { direct: ConvLayer::new(isa, w, a, relu), winograd }
+        let winograd_applies = enabled && winograd::applies((w.kernel, w.stride, w.pad), h, wd);
+        Conv { direct: ConvLayer::new(isa, w, a, relu), winograd_applies, winograd: OnceLock::new() }
     }
 
     fn plan(&self, input: Shape) -> Plan {
         let tiles = input.n * input.h.div_ceil(2) * input.w.div_ceil(2);
-        match &self.winograd {
-            Some(w) if tiles * input.c * w.out_channels() >= WINOGRAD_MIN_GEMM => {
-                Plan::Winograd { input, output: Shape { c: w.out_channels(), ..input } }
-            }
-            _ => Plan::Direct(self.direct.indirection(input)),
+        let cout = self.direct.out_channels;
+        if self.winograd_applies && tiles * input.c * cout >= WINOGRAD_MIN_GEMM {
+            self.winograd.get_or_init(|| WinogradConv::from_direct(&self.direct));
+            Plan::Winograd { input, output: Shape { c: cout, ..input } }
+        } else {
+            Plan::Direct(self.direct.indirection(input))
         }
     }
 
@@ -63,12 +67,11 @@ impl Conv {
         self.direct.max_seg_len()
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn run(&self, plan: &Plan, input: &[f32], zero: &[f32], residual: Option<&[f32]>, out: &mut [f32]) {
-        match (plan, &self.winograd) {
+        match (plan, self.winograd.get()) {
             (Plan::Direct(ind), _) => self.direct.run(ind, input, zero, residual, out),
             (Plan::Winograd { input: s, .. }, Some(w)) => w.run(*s, input, residual, out),
-            (Plan::Winograd { .. }, None) => unreachable!("Winograd plan for a layer without Winograd weights"),
+            (Plan::Winograd { .. }, None) => unreachable!("a Winograd plan builds the Winograd weights"),
         }
     }
 }

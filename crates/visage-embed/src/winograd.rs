@@ -10,8 +10,9 @@
 //! The transforms only add, subtract and halve, so results differ from the direct convolution
 //! by float rounding alone (well inside the 1e-4 parity bound; see the tests).
 
+#[cfg(test)]
 use crate::architecture::{Affine, ConvWeights};
-use crate::conv::Shape;
+use crate::conv::{ConvLayer, Shape};
 use crate::kernels::{run_tile, Isa, Tile, ZERO_ROW};
 use rayon::prelude::*;
 
@@ -33,23 +34,48 @@ pub(crate) struct WinogradConv {
     zeros: Vec<f32>,
 }
 
-/// Whether a convolution can run through [`WinogradConv`] on an input of `h x w`.
-pub(crate) fn applies(conv: &ConvWeights, h: usize, w: usize) -> bool {
-    conv.kernel == 3 && conv.stride == 1 && conv.pad == 1 && h >= 3 && w >= 3
+/// Whether a convolution of `kernel`, `stride`, `pad` can run through [`WinogradConv`] on an
+/// input of `h x w`.
+pub(crate) fn applies((kernel, stride, pad): (usize, usize, usize), h: usize, w: usize) -> bool {
+    kernel == 3 && stride == 1 && pad == 1 && h >= 3 && w >= 3
 }
 
 impl WinogradConv {
-    /// Transforms and packs the filters of `conv` for `isa`.
+    /// Transforms and packs the filters of `conv` followed by `affine` for `isa`.
+    #[cfg(test)]
     pub fn new(isa: Isa, conv: &ConvWeights, affine: &Affine, relu: bool) -> Self {
-        assert!(conv.kernel == 3 && conv.stride == 1 && conv.pad == 1);
-        let (cin, cout, nr) = (conv.in_channels, conv.out_channels, isa.nr());
+        assert!(applies((conv.kernel, conv.stride, conv.pad), 3, 3));
+        let (cin, cout) = (conv.in_channels, conv.out_channels);
+        let scale = affine.gamma.clone();
+        let shift: Vec<f32> = (0..cout).map(|o| affine.gamma[o] * conv.bias[o] + affine.beta[o]).collect();
+        Self::from_parts(isa, cin, cout, relu, |o, ci, ky, kx| conv.filters[((o * cin + ci) * 3 + ky) * 3 + kx], &scale, &shift)
+    }
+
+    /// The Winograd form of a direct layer (same filters, folded affine and relu).
+    pub fn from_direct(d: &ConvLayer) -> Self {
+        assert!(applies(d.geometry(), 3, 3));
+        let (scale, shift) = d.scale_shift();
+        Self::from_parts(d.isa(), d.in_channels, d.out_channels, d.relu(), |o, ci, ky, kx| d.filter(o, ci, ky, kx), scale, shift)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn from_parts(
+        isa: Isa,
+        cin: usize,
+        cout: usize,
+        relu: bool,
+        tap: impl Fn(usize, usize, usize, usize) -> f32,
+        sc: &[f32],
+        sh: &[f32],
+    ) -> Self {
+        let nr = isa.nr();
         let panels = cout.div_ceil(nr);
         let panel_stride = cin * nr;
         let mut packed = vec![0f32; 16 * panels * panel_stride];
         const G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
         for o in 0..cout {
             for ci in 0..cin {
-                let g = |r: usize, c: usize| conv.filters[((o * cin + ci) * 3 + r) * 3 + c] as f64;
+                let g = |r: usize, c: usize| tap(o, ci, r, c) as f64;
                 for xi in 0..4 {
                     for nu in 0..4 {
                         let u: f64 = G[xi]
@@ -65,16 +91,9 @@ impl WinogradConv {
         }
         let mut scale = vec![0f32; panels * nr];
         let mut shift = vec![0f32; panels * nr];
-        for o in 0..cout {
-            scale[o] = affine.gamma[o];
-            shift[o] = affine.gamma[o] * conv.bias[o] + affine.beta[o];
-        }
+        scale[..cout].copy_from_slice(&sc[..cout]);
+        shift[..cout].copy_from_slice(&sh[..cout]);
         Self { isa, cin, cout, relu, packed, panel_stride, scale, shift, ones: vec![1.0; panels * nr], zeros: vec![0.0; panels * nr] }
-    }
-
-    /// Output channels.
-    pub fn out_channels(&self) -> usize {
-        self.cout
     }
 
     /// Tiles per block: a multiple of the micro-kernel's rows, sized so that one block of
