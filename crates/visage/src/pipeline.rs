@@ -112,6 +112,11 @@ impl Visage {
         load_rgb(path, &self.limits)
     }
 
+    /// Decodes a photo already in memory with this pipeline's limits; `name` labels errors.
+    pub fn decode_image(&self, bytes: &[u8], name: &str) -> Result<RgbImage, ImageError> {
+        visage_core::image_io::decode_rgb(bytes, name, &self.limits)
+    }
+
     /// Every face in a photo, most confident first, with its landmarks.
     pub fn find_faces(&self, img: &RgbImage) -> Vec<Face> {
         self.with_landmarks(img, &self.detector.detect(img))

@@ -36,16 +36,45 @@ pub enum Refusal {
     SeveralFaces(usize),
 }
 
-/// SHA-256 of a file, hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+/// A photo read once: its bytes and their SHA-256 (hex), which identifies it in a gallery.
+pub struct Photo {
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+    /// SHA-256 of the bytes, hex.
+    pub sha256: String,
 }
 
-/// The chosen face of a photo and its embedding, or why there is none.
+/// Reads a photo (within the file-size limit) and hashes it.
+pub fn read_photo(v: &Visage, path: &Path) -> Result<Photo> {
+    let what = || format!("{}: cannot read", path.display());
+    let size = std::fs::metadata(path).with_context(what)?.len();
+    if size > v.limits().max_file_bytes {
+        return Err(
+            visage::ImageError::FileTooLarge { what: path.display().to_string(), bytes: size, limit: v.limits().max_file_bytes }.into()
+        );
+    }
+    let bytes = std::fs::read(path).with_context(what)?;
+    let sha256 = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Photo { bytes, sha256 })
+}
+
+/// The chosen face of the photo at `path` and its embedding, or why there is none.
 pub fn one_face(v: &Visage, path: &Path, choice: FaceChoice) -> Result<std::result::Result<(Face, Vec<f32>), Refusal>> {
-    let img = v.load_image(path)?;
-    let mut faces = v.find_faces(&img);
+    one_face_in(v, &v.load_image(path)?, path, choice)
+}
+
+/// The chosen face of a photo already read (`path` names it in messages).
+pub fn one_face_of(v: &Visage, photo: &Photo, path: &Path, choice: FaceChoice) -> Result<std::result::Result<(Face, Vec<f32>), Refusal>> {
+    one_face_in(v, &v.decode_image(&photo.bytes, &path.display().to_string())?, path, choice)
+}
+
+fn one_face_in(
+    v: &Visage,
+    img: &visage::RgbImage,
+    path: &Path,
+    choice: FaceChoice,
+) -> Result<std::result::Result<(Face, Vec<f32>), Refusal>> {
+    let mut faces = v.find_faces(img);
     let face = match (faces.len(), choice) {
         (0, _) => return Ok(Err(Refusal::NoFace)),
         (_, FaceChoice::Index(i)) => {
@@ -61,7 +90,7 @@ pub fn one_face(v: &Visage, path: &Path, choice: FaceChoice) -> Result<std::resu
             faces.swap_remove(i)
         }
     };
-    let chip = v.chip(&img, &face);
+    let chip = v.chip(img, &face);
     let e = v.embed_chips(&[chip])?.remove(0);
     Ok(Ok((face, e)))
 }

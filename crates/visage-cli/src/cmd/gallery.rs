@@ -1,6 +1,6 @@
 //! Gallery commands: enroll, enroll-dir, subjects, forget, verify, identify, calibrate, info.
 
-use super::faces::{one_face, refusal_message, sha256_file, FaceChoice, Refusal};
+use super::faces::{one_face, one_face_of, read_photo, refusal_message, FaceChoice, Refusal};
 use crate::context::GlobalOpts;
 use crate::inputs::{expand, in_parallel_chunks, is_photo, progress};
 use crate::output::{json_line, report_error};
@@ -151,7 +151,14 @@ pub fn enroll(g: &GlobalOpts, a: EnrollArgs) -> Result<Outcome> {
     let v = g.visage()?;
     let choice = FaceChoice::from_args(a.face, a.largest);
     let photos = expand(&a.photos)?;
-    let results: Vec<Result<_>> = photos.par_iter().map(|p| Ok((sha256_file(p)?, one_face(&v, p, choice)?))).collect();
+    let results: Vec<Result<_>> = photos
+        .par_iter()
+        .map(|p| {
+            let photo = read_photo(&v, p)?;
+            let face = one_face_of(&v, &photo, p, choice)?;
+            Ok((photo.sha256, face))
+        })
+        .collect();
     // All or nothing: one unusable photo refuses the whole command.
     let mut templates = Vec::new();
     let mut refused = Vec::new();
@@ -213,11 +220,12 @@ pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
     // Photos are analysed in parallel; each is committed in its own transaction as soon as it
     // is ready, so an interrupted run keeps everything finished and a re-run resumes.
     let analyse = |(name, p): &(String, PathBuf)| -> Result<Option<_>> {
-        let sha = sha256_file(p)?;
-        if gal.has_photo(name, &sha)? {
+        let photo = read_photo(&v, p)?;
+        if gal.has_photo(name, &photo.sha256)? {
             return Ok(None);
         }
-        Ok(Some((sha, one_face(&v, p, choice)?)))
+        let face = one_face_of(&v, &photo, p, choice)?;
+        Ok(Some((photo.sha256, face)))
     };
     in_parallel_chunks(&jobs, 32, &bar, analyse, |chunk, results| {
         for ((name, p), r) in chunk.iter().zip(results) {
