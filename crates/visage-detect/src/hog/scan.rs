@@ -162,7 +162,7 @@ mod avx2 {
         }
     }
 
-    /// The 8-lane passes over columns [from, to) in blocks of 8 (used for a last odd block).
+    /// The vector columns [5, vec_end), 8 at a time, with dlib's grouped summation.
     ///
     /// # Safety
     /// As [`component`].
@@ -176,16 +176,14 @@ mod avx2 {
         s: &mut [f32],
         g: &Geometry,
         first: bool,
-        from: usize,
-        to: usize,
     ) {
         let cols = g.cols;
         let rt: [__m256; FILTER] = std::array::from_fn(|n| _mm256_set1_ps(row[n]));
         let ct: [__m256; FILTER] = std::array::from_fn(|n| _mm256_set1_ps(col[n]));
         let (src, t, out) = (plane.as_ptr(), tmp.as_mut_ptr(), s.as_mut_ptr());
         for r in 0..g.rows {
-            let mut c = from;
-            while c < to {
+            let mut c = 5;
+            while c < g.vec_end {
                 let base = src.add(r * cols + c - 5);
                 let p: [__m256; FILTER] = std::array::from_fn(|n| _mm256_mul_ps(_mm256_loadu_ps(base.add(n)), rt[n]));
                 _mm256_storeu_ps(t.add(r * cols + c), sum(&p));
@@ -193,8 +191,8 @@ mod avx2 {
             }
         }
         for r in 5..g.r_end {
-            let mut c = from;
-            while c < to {
+            let mut c = 5;
+            while c < g.vec_end {
                 let base = t.add((r - 5) * cols + c);
                 let p: [__m256; FILTER] = std::array::from_fn(|m| _mm256_mul_ps(_mm256_loadu_ps(base.add(m * cols)), ct[m]));
                 let u = sum(&p);
@@ -220,7 +218,7 @@ mod avx2 {
         g: &Geometry,
         first: bool,
     ) {
-        blocks(plane, row, col, tmp, s, g, first, 5, g.vec_end);
+        blocks(plane, row, col, tmp, s, g, first);
         if g.vec_end < g.c_end {
             tail(plane, row, col, tmp, s, g, first);
         }
