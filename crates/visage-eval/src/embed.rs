@@ -201,7 +201,7 @@ impl<'a> EvalEmbedder<'a> {
 
     /// The chips a photo contributes (1, 2 with flip, N with jitter), and its face source.
     fn chips(&self, bytes: &[u8], key: &[u8; 32], path: &Path) -> Result<(Vec<RgbImage>, FaceSource), VisageError> {
-        let img = visage::image_io::decode_rgb(bytes, &path.display().to_string(), self.visage.limits())?;
+        let img = self.visage.decode_image(bytes, &path.display().to_string())?;
         let (face, source) = pick_face(self.visage, &img);
         let chip = self.visage.chip(&img, &face);
         let mut chips = Vec::new();
