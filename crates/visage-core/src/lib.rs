@@ -6,15 +6,21 @@
 //! * [`geometry`]: dlib-style rectangles and points.
 //! * [`similarity`]: least-squares similarity transforms between point sets.
 //! * [`metric`]: distances between embeddings.
+//! * [`descriptor`]: what an embedding model is (id, dimension, chip, thresholds).
+//! * [`stage`]: the pipeline's stages as traits (detector, landmarker, embedder).
 
 #![warn(missing_docs)]
 
+pub mod descriptor;
 pub mod geometry;
 pub mod image_io;
 pub mod metric;
 pub mod similarity;
+pub mod stage;
 
 pub use geometry::{DPoint, DRect, Point, Rect};
 pub use image::RgbImage;
 pub use image_io::{ImageError, ImageLimits};
+pub use descriptor::{ChipGeometry, InputNormalization, LandmarkScheme, ModelDescriptor, Thresholds};
 pub use metric::Metric;
+pub use stage::{AlignedChip, Detection, DetectorSource, FaceDetector, FaceEmbedder, Landmarker, StageError};

@@ -7,36 +7,10 @@
 //! layer, then the details of each computational layer in forward order.
 //! See `shared/reference/dlib-format.md` sections 1-3.
 
+use crate::descriptor::{DLIB_RESNET_CHIP, DLIB_RESNET_DIM};
+pub use visage_engine::{Affine, ConvWeights};
+use visage_engine::{Layer, Weights};
 use visage_models::{DlibReader, FormatError, Tensor};
-
-/// One convolution: OIHW filters and a bias per output channel (dlib's `con_` layer).
-#[derive(Debug, Clone)]
-pub struct ConvWeights {
-    /// Output channels.
-    pub out_channels: usize,
-    /// Input channels.
-    pub in_channels: usize,
-    /// Kernel height and width (square here).
-    pub kernel: usize,
-    /// Stride in both directions.
-    pub stride: usize,
-    /// Zero padding in both directions.
-    pub pad: usize,
-    /// `out_channels * in_channels * kernel * kernel` weights, OIHW.
-    pub filters: Vec<f32>,
-    /// `out_channels` biases.
-    pub bias: Vec<f32>,
-}
-
-/// A per-channel affine transform `y = gamma[c] * x + beta[c]` (dlib's `affine_` layer, or a
-/// `bn_con` layer folded into one).
-#[derive(Debug, Clone)]
-pub struct Affine {
-    /// Scale per channel.
-    pub gamma: Vec<f32>,
-    /// Shift per channel.
-    pub beta: Vec<f32>,
-}
 
 /// One residual block: `relu(skip(x) + affine2(conv2(relu(affine1(conv1(x))))))`.
 ///
@@ -79,6 +53,50 @@ pub struct ResnetWeights {
     pub loss_margin: f32,
     /// The distance threshold stored with the metric loss (0.6).
     pub distance_threshold: f32,
+}
+
+impl ResnetWeights {
+    /// The network as the engine's layer list; parameters are named as [`Self::weights`]
+    /// names them (`stem`, `block{i}.conv1`, `block{i}.affine1`, ..., `fc`).
+    pub fn layers(&self) -> Vec<Layer> {
+        let mut v = vec![
+            Layer::conv("stem", self.stem_conv.stride, self.stem_conv.pad),
+            Layer::affine("stem_affine"),
+            Layer::Relu,
+            Layer::MaxPool { size: 3, stride: 2, pad: 0 },
+        ];
+        for (i, b) in self.blocks.iter().enumerate() {
+            let main = vec![
+                Layer::conv(format!("block{i}.conv1"), b.conv1.stride, b.conv1.pad),
+                Layer::affine(format!("block{i}.affine1")),
+                Layer::Relu,
+                Layer::conv(format!("block{i}.conv2"), b.conv2.stride, b.conv2.pad),
+                Layer::affine(format!("block{i}.affine2")),
+            ];
+            let skip = if b.down { vec![Layer::AvgPool { size: 2, stride: 2 }] } else { Vec::new() };
+            v.push(Layer::Residual { main, skip });
+            v.push(Layer::Relu);
+        }
+        v.push(Layer::GlobalAvgPool);
+        v.push(Layer::fc("fc"));
+        v
+    }
+
+    /// Every parameter, by the names [`Self::layers`] uses.
+    pub fn weights(&self) -> Weights {
+        let mut w = Weights::new();
+        w.insert_conv("stem", &self.stem_conv);
+        w.insert_affine("stem_affine", &self.stem_affine);
+        for (i, b) in self.blocks.iter().enumerate() {
+            w.insert_conv(&format!("block{i}.conv1"), &b.conv1);
+            w.insert_affine(&format!("block{i}.affine1"), &b.affine1);
+            w.insert_conv(&format!("block{i}.conv2"), &b.conv2);
+            w.insert_affine(&format!("block{i}.affine2"), &b.affine2);
+        }
+        let fc = visage_engine::Tensor::new(vec![self.fc_inputs, self.fc_outputs], self.fc.clone()).expect("fc_inputs x fc_outputs values");
+        w.insert("fc.weight", fc);
+        w
+    }
 }
 
 /// The residual stages: (number of blocks, channels, starts with a down block).
@@ -126,7 +144,7 @@ fn recipe() -> Vec<Node> {
             v.extend([Node::AddPrev, Node::Relu]);
         }
     }
-    v.extend([Node::AvgPoolAll, Node::Fc { outputs: 128 }]);
+    v.extend([Node::AvgPoolAll, Node::Fc { outputs: DLIB_RESNET_DIM }]);
     v
 }
 
@@ -166,8 +184,9 @@ pub fn parse_resnet(bytes: &[u8]) -> Result<ResnetWeights, FormatError> {
     let input_mean = [r.float()?, r.float()?, r.float()?];
     let nr = r.size("input rows", 4096)?;
     let nc = r.size("input cols", 4096)?;
-    if nr != 150 || nc != 150 {
-        return Err(r.error(format!("input size {nr}x{nc}, expected 150x150")));
+    let side = DLIB_RESNET_CHIP.size as usize;
+    if nr != side || nc != side {
+        return Err(r.error(format!("input size {nr}x{nc}, expected {side}x{side}")));
     }
 
     let mut parsed = Vec::new();
@@ -401,7 +420,7 @@ fn assemble(parsed: Vec<Parsed>, input_mean: [f32; 3], loss_margin: f32, distanc
     }
     Ok(ResnetWeights {
         input_mean,
-        input_size: 150,
+        input_size: DLIB_RESNET_CHIP.size as usize,
         stem_conv,
         stem_affine,
         blocks,

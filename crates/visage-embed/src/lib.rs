@@ -1,21 +1,19 @@
-//! The dlib ResNet-29 face embedder (128-d, LFW 99.38%) in pure Rust.
+//! The dlib ResNet-29 face embedder (128-d, LFW 99.38%) in pure Rust, on visage's engine.
 //!
-//! * [`architecture`]: the network's structure and the parser of dlib's model file.
+//! * [`architecture`]: the network's structure, the parser of dlib's model file, and its
+//!   description as the engine's layer list.
+//! * [`descriptor`]: the model's descriptor (id, dimension, chip geometry, thresholds).
 //! * [`reference`]: a plain, slow forward pass used to check the fast one.
-//! * [`Embedder`]: the fast path: indirect convolution over hand-written AVX-512 / AVX2 /
-//!   portable micro-kernels, batched, on all cores.
+//! * [`Embedder`]: the network compiled on `visage-engine`, batched, on all cores.
 
 #![warn(missing_docs)]
 
 pub mod architecture;
-mod conv;
+pub mod descriptor;
 mod embedder;
-pub mod kernels;
-mod network;
-mod ops;
 pub mod reference;
-mod winograd;
 
 pub use architecture::{parse_resnet, ResnetWeights};
-pub use embedder::{EmbedError, Embedder, CHIP_BYTES, CHIP_SIZE, MAX_BATCH};
-pub use kernels::Isa;
+pub use descriptor::{dlib_resnet_descriptor, DLIB_RESNET_CHIP, DLIB_RESNET_DIM, DLIB_RESNET_ID, DLIB_RESNET_THRESHOLDS};
+pub use embedder::{EmbedError, Embedder, MAX_BATCH};
+pub use visage_engine::{EngineOptions, Isa};

@@ -2,7 +2,7 @@
 //! `compute_face_descriptor(chip)` (`encoding_from_chip`) to 1e-4, on every kernel this CPU runs,
 //! both through the direct convolution (single chips) and Winograd (the batch of 27).
 
-use visage_embed::{parse_resnet, Embedder, Isa};
+use visage_embed::{parse_resnet, Embedder, EngineOptions, Isa};
 use visage_models::ModelFile;
 
 #[test]
@@ -22,8 +22,8 @@ fn all_oracle_chips_match_dlib() {
     assert_eq!(chips.len(), 27, "the oracle holds 27 faces");
     let refs: Vec<&[u8]> = chips.iter().map(|(_, c)| c.as_slice()).collect();
 
-    for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable].into_iter().filter(|i| i.is_supported()) {
-        let embedder = Embedder::from_weights(&weights, isa);
+    for isa in Isa::supported() {
+        let embedder = Embedder::from_weights(&weights, EngineOptions { isa, winograd: true }).unwrap();
         let batched = embedder.embed_batch(&refs).unwrap();
         let mut worst = 0f64;
         for (i, (name, chip)) in chips.iter().enumerate() {
@@ -32,7 +32,7 @@ fn all_oracle_chips_match_dlib() {
             // the direct convolution: the same function, rounded differently.
             let gap = single.iter().zip(&batched[i]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(gap <= 1e-5, "{isa:?} {name}: batch and single differ by {gap:e}");
-            assert_eq!(single.len(), 128);
+            assert_eq!(single.len(), embedder.descriptor().dim);
             for (path, e) in [("direct", &single), ("winograd", &batched[i])] {
                 let d = e.iter().zip(&want[i]).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
                 assert!(d <= 1e-4, "{isa:?} {name} ({path}): max abs diff {d:e} > 1e-4");

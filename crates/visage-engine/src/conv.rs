@@ -6,30 +6,9 @@
 //! is one kernel tap (`cin` contiguous values) for padded convolutions, or one whole kernel
 //! row (`kernel * cin` contiguous values) when there is no padding.
 
-use crate::architecture::{Affine, ConvWeights};
 use crate::kernels::{run_tile, Isa, Tile, ZERO_ROW};
+use crate::tensor::{Affine, ConvWeights, Shape};
 use rayon::prelude::*;
-
-/// Geometry of an NHWC activation.
-#[allow(clippy::len_without_is_empty)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shape {
-    /// Images.
-    pub n: usize,
-    /// Rows.
-    pub h: usize,
-    /// Columns.
-    pub w: usize,
-    /// Channels.
-    pub c: usize,
-}
-
-impl Shape {
-    /// Number of values.
-    pub fn len(&self) -> usize {
-        self.n * self.h * self.w * self.c
-    }
-}
 
 /// A convolution followed by an affine transform and optionally relu, packed for one ISA.
 pub(crate) struct ConvLayer {
@@ -60,11 +39,16 @@ pub(crate) struct Indirection {
     offs: Vec<u32>,
 }
 
-/// A pointer that may cross threads: tiles write disjoint regions.
+/// The output pointer, shared by the tasks of one [`ConvLayer::run`].
 #[derive(Clone, Copy)]
-struct SyncPtr<T>(*mut T);
-unsafe impl<T> Send for SyncPtr<T> {}
-unsafe impl<T> Sync for SyncPtr<T> {}
+struct SyncPtr(*mut f32);
+// SAFETY: a `SyncPtr` only lives inside `ConvLayer::run`, which holds the `&mut [f32]` it was
+// made from for the whole parallel loop, and every task writes a block of rows x panels that
+// no other task writes (tasks partition tiles x panel groups), so sharing it across threads
+// creates no data race and no access outlives the borrow.
+unsafe impl Send for SyncPtr {}
+// SAFETY: as above: concurrent tasks only write disjoint elements through it.
+unsafe impl Sync for SyncPtr {}
 
 impl ConvLayer {
     /// Packs `conv` followed by `affine` (and relu when `relu`) for `isa`.

@@ -10,11 +10,22 @@
 //! The transforms only add, subtract and halve, so results differ from the direct convolution
 //! by float rounding alone (well inside the 1e-4 parity bound; see the tests).
 
-#[cfg(test)]
-use crate::architecture::{Affine, ConvWeights};
-use crate::conv::{ConvLayer, Shape};
+use crate::conv::ConvLayer;
 use crate::kernels::{run_tile, Isa, Tile, ZERO_ROW};
+use crate::tensor::Shape;
+#[cfg(test)]
+use crate::tensor::{Affine, ConvWeights};
 use rayon::prelude::*;
+
+/// The output of [`WinogradConv::run`], written by blocks of disjoint tiles in parallel.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: an `OutPtr` lives only inside `WinogradConv::run`, which holds the `&mut [f32]` it
+// comes from for the whole parallel loop; blocks write disjoint pixels through it (see
+// `output_transform`), so sharing it between threads races on nothing.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
 
 /// Floats per block of V (or M) aimed at: a quarter of a 1 MB L2.
 const BLOCK_FLOATS: usize = 64 * 1024;
@@ -119,7 +130,7 @@ impl WinogradConv {
         if let Some(r) = residual {
             assert!(r.len() >= out_len);
         }
-        let out_ptr = out.as_mut_ptr() as usize;
+        let out = OutPtr(out.as_mut_ptr());
         let (vlen, mlen) = (16 * bt * self.cin, 16 * bt * self.cout);
         (0..blocks).into_par_iter().for_each_init(
             || (vec![0f32; vlen], vec![0f32; mlen]),
@@ -128,9 +139,10 @@ impl WinogradConv {
                 let n = bt.min(tiles - t0);
                 self.input_transform(s, input, t0, n, v);
                 self.products(v, n, m);
-                // SAFETY: blocks cover disjoint tiles, hence disjoint output pixels.
-                let out = unsafe { std::slice::from_raw_parts_mut(out_ptr as *mut f32, out_len) };
-                self.output_transform(s, t0, n, m, residual, out);
+                // SAFETY: `out` holds `out_len` values (asserted above) and stays borrowed
+                // for the whole loop; this block writes only the pixels of its own tiles,
+                // which no other block writes.
+                unsafe { self.output_transform(s, t0, n, m, residual, out) };
             },
         );
     }
@@ -251,7 +263,11 @@ impl WinogradConv {
     }
 
     /// `Y = Aᵀ M A` per tile, then `relu?(scale * Y + shift + residual)` into the output.
-    fn output_transform(&self, s: Shape, t0: usize, n: usize, m: &[f32], residual: Option<&[f32]>, out: &mut [f32]) {
+    ///
+    /// # Safety
+    /// `out` must point to an output of geometry `s` with `cout` channels, and no other thread
+    /// may access the pixels of tiles `t0..t0 + n` meanwhile.
+    unsafe fn output_transform(&self, s: Shape, t0: usize, n: usize, m: &[f32], residual: Option<&[f32]>, out: OutPtr) {
         let (th, tw) = (s.h.div_ceil(2), s.w.div_ceil(2));
         let c = self.cout;
         let bt = m.len() / (16 * c);
@@ -287,7 +303,9 @@ impl WinogradConv {
                     continue;
                 }
                 let o = ((img * s.h + oy) * s.w + ox) * c;
-                let dst = &mut out[o..o + c];
+                // SAFETY: pixel (img, oy, ox) lies inside the output (checked above) and
+                // belongs to tile g of this block (see the contract of this function).
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(o), c) };
                 let (sc, sh) = (&self.scale[..c], &self.shift[..c]);
                 match residual {
                     Some(r) => {

@@ -27,16 +27,15 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// The best instruction set this CPU supports (override with `VISAGE_ISA=avx512|avx2|portable`).
-    pub fn detect() -> Isa {
-        if let Ok(v) = std::env::var("VISAGE_ISA") {
-            if let Some(isa) = Isa::from_name(&v) {
-                if isa.is_supported() {
-                    return isa;
-                }
-            }
-        }
+    /// The best instruction set this CPU supports (`EngineOptions::from_env` lets
+    /// `VISAGE_ISA` override it).
+    pub fn best() -> Isa {
         [Isa::Avx512, Isa::Avx2].into_iter().find(|i| i.is_supported()).unwrap_or(Isa::Portable)
+    }
+
+    /// Every instruction set this CPU supports, best first.
+    pub fn supported() -> Vec<Isa> {
+        [Isa::Avx512, Isa::Avx2, Isa::Portable].into_iter().filter(|i| i.is_supported()).collect()
     }
 
     /// Parses `avx512`, `avx2` or `portable`.
