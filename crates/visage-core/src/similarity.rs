@@ -78,13 +78,44 @@ mod tests {
         }
     }
 
+    fn residual(t: &Similarity, from: &[DPoint], to: &[DPoint]) -> f64 {
+        from.iter().zip(to).map(|(f, g)| (t.apply(*f).x - g.x).powi(2) + (t.apply(*f).y - g.y).powi(2)).sum()
+    }
+
     #[test]
     fn never_reflects() {
-        // A mirrored target: the best proper similarity is a pure scale-down, not a reflection.
-        let from = [DPoint::new(-1.0, 0.0), DPoint::new(1.0, 0.0)];
-        let to = [DPoint::new(1.0, 0.0), DPoint::new(-1.0, 0.0)];
+        // An asymmetric shape and its mirror image (x -> -x). A reflection maps one onto the
+        // other exactly (residual 0); the best rotation + scale cannot, so a fit that allowed
+        // reflections (plain least-squares affine, or Umeyama without its sign correction)
+        // would fail here.
+        let from = [DPoint::new(0.0, 0.0), DPoint::new(4.0, 0.0), DPoint::new(0.0, 1.0), DPoint::new(3.0, 2.5), DPoint::new(1.0, -2.0)];
+        let to: Vec<DPoint> = from.iter().map(|p| DPoint::new(-p.x + 5.0, p.y + 1.0)).collect();
         let t = find_similarity_transform(&from, &to);
         let det = t.m[0][0] * t.m[1][1] - t.m[0][1] * t.m[1][0];
-        assert!(det >= 0.0);
+        assert!(det > 0.0, "the fitted transform must preserve orientation, det = {det}");
+        // The mirrored configuration is badly fitted: a large part of the target's spread
+        // remains unexplained.
+        let mean = to.iter().fold((0.0, 0.0), |a, p| (a.0 + p.x / to.len() as f64, a.1 + p.y / to.len() as f64));
+        let spread: f64 = to.iter().map(|p| (p.x - mean.0).powi(2) + (p.y - mean.1).powi(2)).sum();
+        let r = residual(&t, &from, &to);
+        assert!(r > 0.25 * spread, "residual {r} of spread {spread}: the mirror image was fitted");
+        // And it is the best proper similarity: no rotation on a fine grid (with its optimal
+        // scale and translation) does better.
+        let (mf, mt) = (from.iter().fold((0.0, 0.0), |a, p| (a.0 + p.x / 5.0, a.1 + p.y / 5.0)), mean);
+        for k in 0..3600 {
+            let th = k as f64 * std::f64::consts::PI / 1800.0;
+            let (c, s) = (th.cos(), th.sin());
+            let (mut num, mut den) = (0.0, 0.0);
+            for (f, g) in from.iter().zip(&to) {
+                let (fx, fy) = (f.x - mf.0, f.y - mf.1);
+                let (rx, ry) = (c * fx - s * fy, s * fx + c * fy);
+                num += rx * (g.x - mt.0) + ry * (g.y - mt.1);
+                den += fx * fx + fy * fy;
+            }
+            let sc = (num / den).max(0.0);
+            let m = [[sc * c, -sc * s], [sc * s, sc * c]];
+            let b = DPoint::new(mt.0 - (m[0][0] * mf.0 + m[0][1] * mf.1), mt.1 - (m[1][0] * mf.0 + m[1][1] * mf.1));
+            assert!(residual(&Similarity { m, b }, &from, &to) >= r - 1e-9, "angle {th} beats the fit");
+        }
     }
 }

@@ -250,6 +250,9 @@ fn visage_testdata_dir() -> Option<PathBuf> {
         .join("oracle");
     if p.is_dir() {
         Some(p)
+    } else if std::env::var("VISAGE_REQUIRE_DATA").is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes")) {
+        // As visage_testdata does (visage-core cannot depend on it): CI fails, a clone skips.
+        panic!("VISAGE_REQUIRE_DATA is set and test data is missing: {} is absent", p.display());
     } else {
         eprintln!("SKIP jpeg_pixels_equal_libjpeg_turbo: {} is absent", p.display());
         None

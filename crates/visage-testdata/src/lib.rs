@@ -2,7 +2,9 @@
 //!
 //! The shared folder (real face data and dlib's reference outputs) lives beside the checkout
 //! at `../shared`; `VISAGE_SHARED` overrides it. Tests that need it call [`oracle_dir`] or
-//! [`data_dir`], which print why and return `None` when it is absent, so the test can skip.
+//! [`data_dir`], which print why and return `None` when it is absent, so the test can skip
+//! in a user's clone. With `VISAGE_REQUIRE_DATA=1` (set by CI) a missing folder fails the test
+//! instead (a panic naming what is missing), so no data test can pass without running.
 //! Models are not optional: [`model_store`] panics with the fetch instructions when missing.
 
 #![warn(missing_docs)]
@@ -19,14 +21,28 @@ pub fn shared_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
 }
 
+/// Whether `VISAGE_REQUIRE_DATA` asks for missing test data to fail tests (`1`, `true` or
+/// `yes`) rather than skip them.
+pub fn data_required() -> bool {
+    std::env::var("VISAGE_REQUIRE_DATA").is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
 fn existing(sub: &str, test: &str) -> Option<PathBuf> {
-    let p = shared_dir().join(sub);
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("SKIP {test}: {} is absent (set VISAGE_SHARED to the shared folder)", p.display());
-        None
+    find_or_skip(&shared_dir().join(sub), test, data_required())
+}
+
+/// `path` if it is a folder; otherwise `None` with a printed `SKIP` line, or, when `required`,
+/// a panic naming the test and the missing folder.
+fn find_or_skip(path: &Path, test: &str, required: bool) -> Option<PathBuf> {
+    if path.is_dir() {
+        return Some(path.to_path_buf());
     }
+    let why = format!("{test}: {} is absent (set VISAGE_SHARED to the shared folder)", path.display());
+    if required {
+        panic!("VISAGE_REQUIRE_DATA is set and test data is missing: {why}");
+    }
+    eprintln!("SKIP {why}");
+    None
 }
 
 /// `shared/oracle`, or `None` (with a printed reason) when absent.
@@ -230,4 +246,20 @@ pub fn reference_python() -> Option<PathBuf> {
 /// A script of `bench/reference/`.
 pub fn reference_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/reference").join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_data_skips_unless_required() {
+        let dir = std::env::temp_dir();
+        assert_eq!(find_or_skip(&dir, "t", true), Some(dir.clone()));
+        let missing = dir.join("visage-testdata-no-such-folder");
+        assert_eq!(find_or_skip(&missing, "t", false), None);
+        let panic = std::panic::catch_unwind(|| find_or_skip(&missing, "some_test", true)).unwrap_err();
+        let msg = panic.downcast_ref::<String>().unwrap();
+        assert!(msg.contains("some_test") && msg.contains("visage-testdata-no-such-folder"), "{msg}");
+    }
 }
