@@ -1,13 +1,19 @@
-//! `get_face_chip_details` and `extract_image_chip` for 5-point shapes.
+//! `get_face_chip_details` and `extract_image_chip` for 5- and 68-point shapes.
 
 use crate::pyramid::{pyramid_down2, rect_down};
 use visage_core::similarity::find_similarity_transform;
-use visage_core::{DPoint, DRect, Point, Rect, RgbImage};
+use visage_core::{AlignedChip, ChipGeometry, DPoint, DRect, Point, Rect, RgbImage};
 
-/// Side of the chip the face ResNet takes.
-pub const CHIP_SIZE: usize = 150;
-/// Border around the landmark template, as a fraction of the face (dlib's 0.25).
-pub const CHIP_PADDING: f64 = 0.25;
+/// Why a chip could not be cut.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlignError {
+    /// Chips are defined on dlib's 5- and 68-point schemes only.
+    #[error("face chips are defined for 5 or 68 landmarks, not {0}")]
+    Landmarks(usize),
+    /// A chip must have at least 2 pixels on a side.
+    #[error("a chip of {0} pixels on a side cannot be cut")]
+    Size(u32),
+}
 
 /// The 5-point template in chip-normalised coordinates (dlib's `get_face_chip_details`).
 const TEMPLATE: [(f64, f64); 5] = [
@@ -93,8 +99,13 @@ pub struct ChipDetails {
     pub size: usize,
 }
 
-/// The chip for the landmarks of dlib's 5-point or 68-point model.
-pub fn face_chip_details(landmarks: &[Point], size: usize, padding: f64) -> ChipDetails {
+/// The chip for the landmarks of dlib's 5-point or 68-point model, as dlib's
+/// `get_face_chip_details(shape, size, padding)`.
+pub fn face_chip_details(landmarks: &[Point], geometry: ChipGeometry) -> Result<ChipDetails, AlignError> {
+    if geometry.size < 2 {
+        return Err(AlignError::Size(geometry.size));
+    }
+    let (size, padding) = (geometry.size as usize, geometry.padding);
     let s = size as f64;
     let norm = |x: f64, y: f64| DPoint::new((padding + x) / (2.0 * padding + 1.0) * s, (padding + y) / (2.0 * padding + 1.0) * s);
     let (from, to): (Vec<DPoint>, Vec<DPoint>) = match landmarks.len() {
@@ -103,19 +114,20 @@ pub fn face_chip_details(landmarks: &[Point], size: usize, padding: f64) -> Chip
             .filter(|i| !((55..=59).contains(i) || (65..=67).contains(i) || (17..=26).contains(i)))
             .map(|i| (norm(MEAN_68_X[i - 17], MEAN_68_Y[i - 17]), DPoint::from(landmarks[i])))
             .unzip(),
-        n => panic!("face chips are defined for 5 or 68 landmarks, not {n}"),
+        n => return Err(AlignError::Landmarks(n)),
     };
     let t = find_similarity_transform(&from, &to);
     let angle = t.angle();
     let scale = t.scale();
     let c = t.apply(DPoint::new(s / 2.0, s / 2.0));
     let (w, h) = (s * scale - 1.0, s * scale - 1.0);
-    ChipDetails { rect: DRect::new(c.x - w / 2.0, c.y - h / 2.0, c.x + w / 2.0, c.y + h / 2.0), angle, size }
+    Ok(ChipDetails { rect: DRect::new(c.x - w / 2.0, c.y - h / 2.0, c.x + w / 2.0, c.y + h / 2.0), angle, size })
 }
 
-/// The aligned 150x150 chip of a face, as dlib's `get_face_chip(img, shape, 150, 0.25)`.
-pub fn face_chip(img: &RgbImage, landmarks: &[Point]) -> RgbImage {
-    extract_chip(img, &face_chip_details(landmarks, CHIP_SIZE, CHIP_PADDING))
+/// The aligned chip of a face, as dlib's `get_face_chip(img, shape, size, padding)`.
+pub fn face_chip(img: &RgbImage, landmarks: &[Point], geometry: ChipGeometry) -> Result<AlignedChip, AlignError> {
+    let chip = extract_chip(img, &face_chip_details(landmarks, geometry)?);
+    Ok(AlignedChip::new(chip, geometry).expect("extract_chip makes chips of the asked size"))
 }
 
 fn rotate(center: DPoint, p: DPoint, angle: f64) -> DPoint {

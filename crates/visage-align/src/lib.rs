@@ -1,6 +1,6 @@
-//! Face alignment: from 5 landmarks to the canonical 150x150 chip the embedder expects,
-//! exactly as dlib's `get_face_chip_details(shape, 150, 0.25)` and `extract_image_chip` make
-//! it (see `shared/reference/dlib-format.md` section 5).
+//! Face alignment: from 5 (or 68) landmarks to the canonical chip an embedder expects (its
+//! descriptor's `ChipGeometry`), exactly as dlib's `get_face_chip_details(shape, size, padding)`
+//! and `extract_image_chip` make it (see `shared/reference/dlib-format.md` section 5).
 //!
 //! Large faces are first reduced with dlib's 5-tap `pyramid_down<2>` so that bilinear
 //! sampling never skips pixels; without it big faces embed up to 0.07 (L2) away from dlib.
@@ -10,4 +10,4 @@
 pub mod chip;
 pub mod pyramid;
 
-pub use chip::{extract_chip, face_chip, face_chip_details, ChipDetails, CHIP_PADDING, CHIP_SIZE};
+pub use chip::{extract_chip, face_chip, face_chip_details, AlignError, ChipDetails};

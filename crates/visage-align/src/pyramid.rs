@@ -1,6 +1,6 @@
 //! dlib's `pyramid_down<2>`: a 5x5 binomial blur and a factor-2 decimation, in integers.
 
-use visage_core::{DPoint, DRect, RgbImage};
+use visage_core::{DRect, PyramidDown, RgbImage};
 
 /// Halves an RGB image as dlib does: rows are filtered with [1 4 6 4 1] at columns 2c..2c+4,
 /// then columns at rows r-2..r+2 for r = 2, 4, ...; the sum is divided by 256 (truncating).
@@ -36,16 +36,9 @@ pub fn pyramid_down2(img: &RgbImage) -> RgbImage {
     RgbImage::from_raw(tw as u32, oh as u32, out).expect("buffer size")
 }
 
-/// `pyramid_down<2>::point_down`: p / 2 - (1.25, 0.75).
-pub fn point_down(p: DPoint) -> DPoint {
-    DPoint::new(p.x / 2.0 - 1.25, p.y / 2.0 - 0.75)
-}
-
-/// `pyramid_down<2>::rect_down`.
+/// `pyramid_down<2>::rect_down` (the geometry lives in `visage_core::PyramidDown`).
 pub fn rect_down(r: DRect) -> DRect {
-    let tl = point_down(DPoint::new(r.left, r.top));
-    let br = point_down(DPoint::new(r.right, r.bottom));
-    DRect::new(tl.x, tl.y, br.x, br.y)
+    PyramidDown::HALF.rect_down(r)
 }
 
 #[cfg(test)]

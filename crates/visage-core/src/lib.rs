@@ -15,12 +15,14 @@ pub mod descriptor;
 pub mod geometry;
 pub mod image_io;
 pub mod metric;
+pub mod pyramid;
 pub mod similarity;
 pub mod stage;
 
+pub use descriptor::{ChipGeometry, InputNormalization, LandmarkScheme, ModelDescriptor, Thresholds};
 pub use geometry::{DPoint, DRect, Point, Rect};
 pub use image::RgbImage;
 pub use image_io::{ImageError, ImageLimits};
-pub use descriptor::{ChipGeometry, InputNormalization, LandmarkScheme, ModelDescriptor, Thresholds};
 pub use metric::Metric;
+pub use pyramid::PyramidDown;
 pub use stage::{AlignedChip, Detection, DetectorSource, FaceDetector, FaceEmbedder, Landmarker, StageError};

@@ -3,8 +3,9 @@
 //! * [`HogDetector`]: dlib's default frontal face detector, reproduced bit for bit.
 //! * [`ShapePredictor`]: dlib's 5-point landmark model (an ensemble of regression trees).
 //!
-//! Detectors implement [`FaceDetector`], so another detector (for profile, small or rotated
-//! faces) can be added without touching alignment or embedding.
+//! They implement visage-core's stage traits ([`FaceDetector`], [`Landmarker`]), so another
+//! detector (for profile, small or rotated faces) plugs in without touching alignment or
+//! embedding.
 
 #![warn(missing_docs)]
 
@@ -14,23 +15,4 @@ pub mod shape_predictor;
 pub use hog::HogDetector;
 pub use shape_predictor::{ShapeError, ShapePredictor};
 
-use visage_core::{Rect, RgbImage};
-
-/// One detected face.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Detection {
-    /// The face rectangle (inclusive corners; may extend past the image border).
-    pub rect: Rect,
-    /// Detection confidence (for HOG: the filter response minus its threshold; > 0 fires).
-    pub score: f64,
-    /// Which sub-detector fired (HOG: 0 front, 1 left, 2 right, 3/4 front rotated).
-    pub weight_index: usize,
-}
-
-/// Anything that finds faces in an RGB photo.
-pub trait FaceDetector: Send + Sync {
-    /// All faces, most confident first.
-    fn detect(&self, img: &RgbImage) -> Vec<Detection>;
-    /// A short name for reports ("hog").
-    fn name(&self) -> &'static str;
-}
+pub use visage_core::{Detection, DetectorSource, FaceDetector, Landmarker, StageError};

@@ -6,7 +6,7 @@
 
 use thiserror::Error;
 use visage_core::similarity::find_similarity_transform;
-use visage_core::{DPoint, Point, Rect, RgbImage};
+use visage_core::{DPoint, LandmarkScheme, Landmarker, Point, Rect, RgbImage, StageError};
 use visage_models::{DlibReader, FormatError, ModelFile, ModelStore, StoreError};
 
 /// Why a shape predictor could not be loaded.
@@ -123,6 +123,13 @@ impl ShapePredictor {
             cascades.push(Cascade { trees, anchors, deltas });
         }
         r.expect_end()?;
+        let parts = initial.len() / 2;
+        if LandmarkScheme::from_points(parts).is_none() {
+            return Err(r.error(format!("the model puts {parts} landmarks; visage aligns faces on dlib's 5- or 68-point schemes")));
+        }
+        if let Some(v) = initial.iter().find(|v| !v.is_finite()) {
+            return Err(r.error(format!("the mean shape holds a non-finite value ({v})")));
+        }
         Ok(Self { initial, cascades })
     }
 
@@ -170,5 +177,15 @@ impl ShapePredictor {
             }
         }
         (0..parts).map(|i| to_img(shape[2 * i], shape[2 * i + 1])).collect()
+    }
+}
+
+impl Landmarker for ShapePredictor {
+    fn landmarks(&self, img: &RgbImage, rect: Rect) -> Result<Vec<Point>, StageError> {
+        Ok(self.predict(img, rect))
+    }
+
+    fn scheme(&self) -> LandmarkScheme {
+        LandmarkScheme::from_points(self.parts()).expect("checked when parsed")
     }
 }

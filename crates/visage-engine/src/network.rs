@@ -104,6 +104,9 @@ enum Step {
     Fc { weights: Vec<f32>, bias: Option<Vec<f32>>, inputs: usize, outputs: usize, pooled: bool, input: Slot, output: Slot },
 }
 
+/// A fully connected layer's `[in][out]` weights, optional bias, and output width.
+type FcParams = (Vec<f32>, Option<Vec<f32>>, usize);
+
 /// Hands out buffer slots; a slot is reused once nothing still needs it.
 struct Slots {
     users: Vec<usize>,
@@ -415,7 +418,8 @@ impl Compiler<'_> {
         Ok(Affine { gamma: gamma.data.clone(), beta: beta.data.clone() })
     }
 
-    fn fc(&self, name: &str, inputs: usize) -> Result<(Vec<f32>, Option<Vec<f32>>, usize), EngineError> {
+    /// A fully connected layer's weights, bias and output width.
+    fn fc(&self, name: &str, inputs: usize) -> Result<FcParams, EngineError> {
         let wname = format!("{name}.weight");
         let w = param(self.weights, &wname)?;
         let outputs = w.shape.get(1).copied().unwrap_or(0);

@@ -18,8 +18,16 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use visage::{DRect, Face, Rect, RgbImage, Visage, VisageError};
+use visage::{AlignedChip, DRect, Face, FaceChoice, Rect, RgbImage, Visage, VisageError};
 use visage_align::{extract_chip, ChipDetails};
+
+/// The most jittered copies per photo supported ([`EmbedOptions::jitter`]). Photos are
+/// embedded in batches sized so that a batch holds at most about 512 chips (one photo's copies
+/// at least), so memory stays bounded: 1000 copies, or 2000 with `flip`, take about 135 MB.
+pub const MAX_JITTER: u32 = 1000;
+
+/// Chips held in memory at once, at most (unless one photo alone has more).
+const CHIPS_PER_BATCH: usize = 512;
 
 /// Options that change embeddings (and so key the cache).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +36,7 @@ pub struct EmbedOptions {
     pub upsample: u32,
     /// Average with the mirrored chip.
     pub flip: bool,
-    /// Number of jittered copies to average (0 or 1: none).
+    /// Number of jittered copies to average (0 or 1: none; at most [`MAX_JITTER`]).
     pub jitter: u32,
     /// Landmark model used for alignment: 5 (default) or 68 points.
     pub landmarks: u32,
@@ -67,21 +75,17 @@ pub fn fallback_box(width: u32, height: u32) -> Rect {
 }
 
 /// The face the policy picks: nearest the centre, or the fallback box.
-pub fn pick_face(v: &Visage, img: &RgbImage) -> (Face, FaceSource) {
-    let faces = v.find_faces(img);
-    let (cx, cy) = (img.width() as f64 / 2.0, img.height() as f64 / 2.0);
-    let dist = |f: &Face| {
-        let c = f.rect.center();
-        (c.x - cx).powi(2) + (c.y - cy).powi(2)
-    };
-    if let Some(f) = faces.into_iter().min_by(|a, b| dist(a).total_cmp(&dist(b))) {
-        return (f, FaceSource::Detected);
+pub fn pick_face(v: &Visage, img: &RgbImage) -> Result<(Face, FaceSource), VisageError> {
+    let (w, h) = (img.width(), img.height());
+    let faces = v.find_faces(img)?;
+    if let Some(i) = FaceChoice::NearestCentre.pick(&faces, w, h) {
+        return Ok((faces[i].clone(), FaceSource::Detected));
     }
     // Second chance: the detector's threshold lowered by 1, nearest the centre.
-    let weak = v.find_faces_adjusted(img, -1.0);
-    match weak.into_iter().filter(|f| f.rect.area() > 0).min_by(|a, b| dist(a).total_cmp(&dist(b))) {
-        Some(f) => (f, FaceSource::Weak),
-        None => (v.face_at(img, fallback_box(img.width(), img.height())), FaceSource::Fallback),
+    let weak: Vec<Face> = v.find_faces_adjusted(img, -1.0)?.into_iter().filter(|f| f.rect.area() > 0).collect();
+    match FaceChoice::NearestCentre.pick(&weak, w, h) {
+        Some(i) => Ok((weak[i].clone(), FaceSource::Weak)),
+        None => Ok((v.face_at(img, fallback_box(w, h))?, FaceSource::Fallback)),
     }
 }
 
@@ -143,7 +147,7 @@ pub struct EmbedStats {
 }
 
 /// A photo read for embedding: its path, hash, and (unless cached) its chips and face source.
-type Prepared = (PathBuf, [u8; 32], Option<(Vec<RgbImage>, FaceSource)>);
+type Prepared = (PathBuf, [u8; 32], Option<(Vec<AlignedChip>, FaceSource)>);
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
@@ -200,14 +204,14 @@ impl<'a> EvalEmbedder<'a> {
     }
 
     /// The chips a photo contributes (1, 2 with flip, N with jitter), and its face source.
-    fn chips(&self, bytes: &[u8], key: &[u8; 32], path: &Path) -> Result<(Vec<RgbImage>, FaceSource), VisageError> {
+    fn chips(&self, bytes: &[u8], key: &[u8; 32], path: &Path) -> Result<(Vec<AlignedChip>, FaceSource), VisageError> {
         let img = self.visage.decode_image(bytes, &path.display().to_string())?;
-        let (face, source) = pick_face(self.visage, &img);
-        let chip = self.visage.chip(&img, &face);
+        let (face, source) = pick_face(self.visage, &img)?;
+        let chip = self.visage.chip(&img, &face)?.into_image();
         let mut chips = Vec::new();
         if self.options.jitter > 1 {
             let mut rng = Rng(u64::from_le_bytes(key[..8].try_into().unwrap()) | 1);
-            for _ in 0..self.options.jitter {
+            for _ in 0..self.options.jitter.min(MAX_JITTER) {
                 chips.push(jitter(&chip, &mut rng));
             }
         } else {
@@ -217,6 +221,7 @@ impl<'a> EvalEmbedder<'a> {
             let mirrored: Vec<RgbImage> = chips.iter().map(image::imageops::flip_horizontal).collect();
             chips.extend(mirrored);
         }
+        let chips = chips.into_iter().map(|c| self.visage.as_chip(c)).collect::<Result<_, _>>()?;
         Ok((chips, source))
     }
 
@@ -227,15 +232,27 @@ impl<'a> EvalEmbedder<'a> {
         paths: &[PathBuf],
         progress: &(dyn Fn() + Sync),
     ) -> Result<(HashMap<PathBuf, Embedded>, EmbedStats), VisageError> {
-        let dim = self.visage.embedder().dim();
+        let dim = self.visage.descriptor().dim;
         let mut cache = self.load_cache(dim);
         let mut stats = EmbedStats::default();
         let mut out = HashMap::new();
         let start = std::time::Instant::now();
-        for chunk in paths.chunks(64) {
+        let per_photo = self.options.jitter.clamp(1, MAX_JITTER) as usize * if self.options.flip { 2 } else { 1 };
+        for chunk in paths.chunks((CHIPS_PER_BATCH / per_photo).clamp(1, 64)) {
             let prepared: Vec<Result<Prepared, VisageError>> = chunk
                 .par_iter()
                 .map(|p| {
+                    // Only regular files: reading a FIFO named like a photo would block forever.
+                    match std::fs::metadata(p) {
+                        Ok(m) if !m.is_file() => {
+                            return Err(visage::ImageError::Io {
+                                what: p.display().to_string(),
+                                source: std::io::Error::other("not a regular file"),
+                            }
+                            .into())
+                        }
+                        _ => {}
+                    }
                     let bytes = std::fs::read(p).map_err(|source| visage::ImageError::Io { what: p.display().to_string(), source })?;
                     let key = sha256(&bytes);
                     let work = if cache.contains_key(&key) { None } else { Some(self.chips(&bytes, &key, p)?) };
@@ -244,7 +261,7 @@ impl<'a> EvalEmbedder<'a> {
                 })
                 .collect();
             let prepared: Vec<_> = prepared.into_iter().collect::<Result<_, _>>()?;
-            let all_chips: Vec<RgbImage> =
+            let all_chips: Vec<AlignedChip> =
                 prepared.iter().filter_map(|(_, _, w)| w.as_ref()).flat_map(|(c, _)| c.iter().cloned()).collect();
             let mut embs = self.visage.embed_chips(&all_chips)?.into_iter();
             let mut fresh = Vec::new();

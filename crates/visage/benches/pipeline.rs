@@ -42,7 +42,7 @@ fn main() {
 
     let v = Visage::load(&ModelStore::resolve(None).unwrap()).unwrap_or_else(|e| panic!("{e}"));
     let threads = rayon::current_num_threads();
-    println!("visage pipeline benchmark: {threads} threads, {} kernels, median of {repeats}", v.embedder().isa().name());
+    println!("visage pipeline benchmark: {threads} threads, {} kernels, median of {repeats}", visage::EngineOptions::default().isa.name());
 
     let dlib: Option<serde_json::Value> = if let Some(python) = visage_testdata::reference_python() {
         let out = Command::new(&python)

@@ -1,13 +1,16 @@
 //! visage: who is in this photo, and is it really them?
 //!
-//! [`Visage`] runs the whole path of a photo: the HOG face detector, the 5-point landmarks,
-//! the aligned 150x150 chip and the 128-d ResNet embedding, with the same numbers as dlib's
-//! `face_recognition`. The pieces live in their own crates:
-//! `visage-core` (images, geometry, metrics), `visage-models` (model files), `visage-detect`,
+//! [`Visage`] runs the whole path of a photo through three stages, each a trait of
+//! `visage-core`: a [`FaceDetector`], a [`Landmarker`] and a [`FaceEmbedder`], with the aligned
+//! chip cut between them to the embedder's [`ModelDescriptor`]. [`Visage::load`] assembles
+//! dlib's pipeline (HOG detector, 5-point landmarks, the 128-d ResNet-29) with the same numbers
+//! as dlib's `face_recognition`; [`Visage::builder`] takes any other stages. The pieces live in
+//! their own crates: `visage-core` (images, geometry, metrics, descriptors, stage traits),
+//! `visage-models` (model files), `visage-engine` (the inference engine), `visage-detect`,
 //! `visage-align` and `visage-embed`.
 //!
 //! ```no_run
-//! use visage::{ModelStore, Visage, Metric, DEFAULT_THRESHOLD};
+//! use visage::{FaceChoice, ModelStore, Visage, Metric};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // Models from --models / VISAGE_MODELS / ~/.local/share/visage/models (`visage models fetch`).
@@ -16,19 +19,24 @@
 //! let b = v.analyze(&v.load_image("door-camera.jpg".as_ref())?)?;
 //! let (Some(a), Some(b)) = (a.first(), b.first()) else { return Err("no face".into()) };
 //! let d = Metric::L2.distance(&a.embedding, &b.embedding);
-//! println!("distance {d:.3}: {}", if d < DEFAULT_THRESHOLD { "same person" } else { "different people" });
+//! let threshold = v.descriptor().threshold(Metric::L2);
+//! println!("distance {d:.3}: {}", if d < threshold { "same person" } else { "different people" });
+//! # let _ = FaceChoice::Largest;
 //! # Ok(())
 //! # }
 //! ```
 
 #![warn(missing_docs)]
 
+mod choice;
 mod pipeline;
 
-pub use pipeline::{largest, Face, FaceEmbedding, Visage, VisageError};
-pub use visage_core::{image_io, DPoint, DRect, ImageError, ImageLimits, Metric, Point, Rect, RgbImage};
-pub use visage_detect::ShapePredictor;
+pub use choice::FaceChoice;
+pub use pipeline::{largest, Config, Face, FaceEmbedding, Visage, VisageBuilder, VisageError};
+pub use visage_core::{
+    image_io, AlignedChip, ChipGeometry, DPoint, DRect, Detection, DetectorSource, FaceDetector, FaceEmbedder, ImageError, ImageLimits,
+    InputNormalization, LandmarkScheme, Landmarker, Metric, ModelDescriptor, Point, Rect, RgbImage, StageError, Thresholds,
+};
+pub use visage_detect::{HogDetector, ShapePredictor};
+pub use visage_embed::{Embedder, EngineOptions};
 pub use visage_models::{ModelFile, ModelStore};
-
-/// dlib's same-person threshold for L2 distances between its embeddings.
-pub const DEFAULT_THRESHOLD: f32 = 0.6;

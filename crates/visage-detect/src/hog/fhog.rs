@@ -72,6 +72,13 @@ struct Columns {
 /// Extracts fHOG features (cell size 8) zero-padded by 4 cells top/left and 5 bottom/right.
 /// Returns `None` when the image has fewer than 3 cells along a side (no features).
 pub fn extract(img: &RgbImage) -> Option<FhogPlanes> {
+    extract_with(img, avx2_available())
+}
+
+/// [`extract`], with the AVX2 histogram when `simd` is set and this CPU has AVX2 (both
+/// paths give identical bits).
+pub fn extract_with(img: &RgbImage, simd: bool) -> Option<FhogPlanes> {
+    let simd = simd && avx2_available();
     let (w, h) = (img.width() as usize, img.height() as usize);
     let cells_nr = ((h as f32 / CELL as f32) as f64 + 0.5) as usize;
     let cells_nc = ((w as f32 / CELL as f32) as f64 + 0.5) as usize;
@@ -80,15 +87,15 @@ pub fn extract(img: &RgbImage) -> Option<FhogPlanes> {
     }
     let visible_nr = (CELL * cells_nr).min(h) - 1;
     let visible_nc = (CELL * cells_nc).min(w) - 1;
-    let hist = histogram(img.as_raw(), w, cells_nr, cells_nc, visible_nr, visible_nc, simd_enabled());
+    let hist = histogram(img.as_raw(), w, cells_nr, cells_nc, visible_nr, visible_nc, simd);
     Some(features(&hist, cells_nr, cells_nc))
 }
 
-/// Whether the AVX2 phase A is used on this CPU (`VISAGE_HOG_SCALAR=1` forces scalar code).
-pub fn simd_enabled() -> bool {
+/// Whether this CPU can run the AVX2 code paths.
+pub fn avx2_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::env::var_os("VISAGE_HOG_SCALAR").is_none() && std::arch::is_x86_feature_detected!("avx2")
+        std::arch::is_x86_feature_detected!("avx2")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -367,7 +374,7 @@ mod tests {
 
     #[test]
     fn simd_and_scalar_histograms_are_bit_identical() {
-        if !simd_enabled() {
+        if !avx2_available() {
             eprintln!("SKIP: no AVX2 on this CPU");
             return;
         }

@@ -8,11 +8,11 @@ pub mod resize;
 pub mod scan;
 mod svd;
 
-use crate::{Detection, FaceDetector};
+use crate::{Detection, DetectorSource, FaceDetector, StageError};
 use model::HogModel;
 use rayon::prelude::*;
 use std::borrow::Cow;
-use visage_core::{Rect, RgbImage};
+use visage_core::{DRect, PyramidDown, Rect, RgbImage};
 
 /// The HOG detector with dlib's frontal face model.
 #[derive(Debug, Clone)]
@@ -20,7 +20,11 @@ pub struct HogDetector {
     model: HogModel,
     upsample: u32,
     adjust_threshold: f64,
+    simd: bool,
 }
+
+/// The largest `--upsample` accepted: each step doubles both sides (16x the pixels at 2^2).
+pub const MAX_UPSAMPLE: u32 = 8;
 
 impl Default for HogDetector {
     fn default() -> Self {
@@ -31,13 +35,21 @@ impl Default for HogDetector {
 impl HogDetector {
     /// dlib's frontal detector with face_recognition's defaults (upsample 1, threshold 0).
     pub fn new() -> Self {
-        Self { model: HogModel::frontal(), upsample: 1, adjust_threshold: 0.0 }
+        Self { model: HogModel::frontal(), upsample: 1, adjust_threshold: 0.0, simd: fhog::avx2_available() }
+    }
+
+    /// Whether the AVX2 code paths may be used (they are only where this CPU has AVX2; both
+    /// paths give identical bits). `VISAGE_HOG_SCALAR=1`, read by programs at start, turns
+    /// them off.
+    pub fn with_simd(mut self, simd: bool) -> Self {
+        self.simd = simd && fhog::avx2_available();
+        self
     }
 
     /// Sets how many times the photo is doubled before scanning (finds faces down to ~40 px
     /// at 1, ~20 px at 2; each step costs about 4x the time).
     pub fn with_upsample(mut self, upsample: u32) -> Self {
-        self.upsample = upsample;
+        self.upsample = upsample.min(MAX_UPSAMPLE);
         self
     }
 
@@ -59,6 +71,8 @@ impl HogDetector {
 
     /// dlib's `run(img, upsample, adjust_threshold)`: raw detections in descending confidence.
     pub fn run(&self, img: &RgbImage, upsample: u32, adjust_threshold: f64) -> Vec<Detection> {
+        let upsample = upsample.min(MAX_UPSAMPLE);
+        let simd = self.simd;
         let mut work: Cow<RgbImage> = Cow::Borrowed(img);
         for _ in 0..upsample {
             work = Cow::Owned(resize::pyramid_up(&work));
@@ -77,10 +91,10 @@ impl HogDetector {
                 let this = std::mem::replace(&mut level, Cow::Owned(next.unwrap_or_default()));
                 let per_map = &per_map;
                 scope.spawn(move |_| {
-                    let Some(f) = fhog::extract(&this) else { return };
+                    let Some(f) = fhog::extract_with(&this, simd) else { return };
                     drop(this);
                     (0..nd).into_par_iter().for_each(|d| {
-                        *per_map[d * levels + l].lock().unwrap() = scan_level(&f, &m.detectors[d], l, adjust_threshold);
+                        *per_map[d * levels + l].lock().unwrap() = scan_level(&f, &m.detectors[d], l, adjust_threshold, simd);
                     });
                 });
             }
@@ -90,11 +104,16 @@ impl HogDetector {
         let mut all: Vec<Detection> = Vec::new();
         for d in 0..nd {
             let mut cand: Vec<(f32, Rect)> = (0..levels).flat_map(|l| per_map[d * levels + l].iter().copied()).collect();
-            cand.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap());
+            cand.sort_by(|a, b| b.0.total_cmp(&a.0));
             let bias = m.detectors[d].bias;
-            all.extend(cand.into_iter().map(|(s, rect)| Detection { rect, score: s as f64 - bias, weight_index: d }));
+            all.extend(cand.into_iter().map(|(s, rect)| Detection {
+                rect,
+                score: s as f64 - bias,
+                landmarks: None,
+                source: DetectorSource { name: "hog", sub: Some(d) },
+            }));
         }
-        all.sort_by(|a, b| b.score.partial_cmp(&a.score).unwrap());
+        all.sort_by(|a, b| b.score.total_cmp(&a.score));
         let mut kept: Vec<Detection> = Vec::new();
         for x in all {
             if !kept.iter().any(|k| overlaps(&k.rect, &x.rect, m.iou_thresh, m.percent_covered_thresh)) {
@@ -111,8 +130,12 @@ impl HogDetector {
 }
 
 impl FaceDetector for HogDetector {
-    fn detect(&self, img: &RgbImage) -> Vec<Detection> {
-        self.run(img, self.upsample, self.adjust_threshold)
+    fn detect_adjusted(&self, img: &RgbImage, adjust: f64) -> Result<Vec<Detection>, StageError> {
+        Ok(self.run(img, self.upsample, self.adjust_threshold + adjust))
+    }
+
+    fn pixels_processed(&self, width: u32, height: u32) -> u64 {
+        (width as u64 * height as u64).saturating_mul(1u64 << (2 * self.upsample))
     }
 
     fn name(&self) -> &'static str {
@@ -121,12 +144,12 @@ impl FaceDetector for HogDetector {
 }
 
 /// The windows of one level that fire for one detector, in (row, column) order.
-fn scan_level(f: &fhog::FhogPlanes, det: &model::LinearDetector, level: usize, adjust_threshold: f64) -> Vec<(f32, Rect)> {
+fn scan_level(f: &fhog::FhogPlanes, det: &model::LinearDetector, level: usize, adjust_threshold: f64, simd: bool) -> Vec<(f32, Rect)> {
     let mut out = Vec::new();
     if f.rows < 10 || f.cols < 10 {
         return out;
     }
-    let s = scan::saliency(f, det);
+    let s = scan::saliency(f, det, simd);
     let thresh = det.bias + adjust_threshold;
     for r in 5..=f.rows - 5 {
         for c in 5..=f.cols - 5 {
@@ -139,28 +162,20 @@ fn scan_level(f: &fhog::FhogPlanes, det: &model::LinearDetector, level: usize, a
     out
 }
 
-/// Maps a window rectangle at pyramid level `l` to level 0: `v -> v * 1.2 + 0.3`, `l` times.
+/// Maps a window rectangle at pyramid level `l` to level 0 (`pyramid_down<6>::rect_up`,
+/// `l` times), rounded.
 fn level_rect_to_image(r: (i64, i64, i64, i64), l: usize) -> Rect {
-    let up = |v: i64| {
-        let mut x = v as f64;
-        for _ in 0..l {
-            x = x * (6.0 / 5.0) + 0.3;
-        }
-        resize::lround(x)
-    };
-    Rect::new(up(r.0), up(r.1), up(r.2), up(r.3))
+    let up = PyramidDown::FIVE_SIXTHS.rect_up(DRect::new(r.0 as f64, r.1 as f64, r.2 as f64, r.3 as f64), l);
+    Rect::new(resize::lround(up.left), resize::lround(up.top), resize::lround(up.right), resize::lround(up.bottom))
 }
 
-/// pyramid_down<2>::rect_down applied `times` times, then rounded.
+/// `pyramid_down<2>::rect_down` applied `times` times, then rounded.
 fn rect_down2(r: Rect, times: u32) -> Rect {
-    let (mut l, mut t, mut rr, mut b) = (r.left as f64, r.top as f64, r.right as f64, r.bottom as f64);
+    let mut d = DRect::new(r.left as f64, r.top as f64, r.right as f64, r.bottom as f64);
     for _ in 0..times {
-        l = l / 2.0 - 1.25;
-        rr = rr / 2.0 - 1.25;
-        t = t / 2.0 - 0.75;
-        b = b / 2.0 - 0.75;
+        d = PyramidDown::HALF.rect_down(d);
     }
-    Rect::new(resize::lround(l), resize::lround(t), resize::lround(rr), resize::lround(b))
+    Rect::new(resize::lround(d.left), resize::lround(d.top), resize::lround(d.right), resize::lround(d.bottom))
 }
 
 /// dlib's `test_box_overlap`: intersection over the *bounding box* of the pair, or either box

@@ -78,12 +78,21 @@ impl HogModel {
         }
         let iou_thresh = r.double()?;
         let percent_covered_thresh = r.double()?;
+        if !(iou_thresh.is_finite() && percent_covered_thresh.is_finite()) {
+            return Err(r.error(format!("overlap thresholds {iou_thresh} and {percent_covered_thresh} are not finite")));
+        }
         let n = r.size("number of detectors", 64)?;
+        if n == 0 {
+            return Err(r.error("the file holds no detector"));
+        }
         let mut detectors = Vec::with_capacity(n);
         for _ in 0..n {
             let (nr, nc, w) = r.matrix(dims + 1)?;
             if nr != dims + 1 || nc != 1 {
                 return Err(r.error(format!("weight vector {nr}x{nc}, expected {}x1", dims + 1)));
+            }
+            if let Some(v) = w.iter().find(|v| !v.is_finite()) {
+                return Err(r.error(format!("detector {} holds a non-finite weight ({v})", detectors.len())));
             }
             detectors.push(filter_bank(&w));
         }
@@ -108,7 +117,7 @@ fn filter_bank(w: &[f64]) -> LinearDetector {
             let f: Vec<f64> = w[p * FILTER * FILTER..(p + 1) * FILTER * FILTER].to_vec();
             let (u, s, v) = svd(&f, FILTER);
             let mut order: Vec<usize> = (0..FILTER).collect();
-            order.sort_by(|&a, &b| s[b].partial_cmp(&s[a]).unwrap());
+            order.sort_by(|&a, &b| s[b].total_cmp(&s[a]));
             let smax = s[order[0]];
             let thresh = (smax * 0.001).max(1e-4);
             order
@@ -147,6 +156,14 @@ mod tests {
     fn truncated_or_foreign_models_are_errors() {
         assert!(HogModel::parse(&FRONTAL_FACE_DETECTOR[..1000]).is_err());
         assert!(HogModel::parse(b"\x01\x01").is_err());
+        // A NaN weight (here the last detector's bias, the file's last value: its exponent
+        // rewritten to dlib's NaN code 32002) is refused with a message, not a panic.
+        let f = FRONTAL_FACE_DETECTOR;
+        let exp_at = (1..=2).map(|n| f.len() - 1 - n).find(|&i| (f[i] & 0x0F) as usize == f.len() - 1 - i).expect("exponent");
+        let mut nan = f[..exp_at].to_vec();
+        nan.extend([0x02, 0x02, 0x7D]);
+        let err = HogModel::parse(&nan).expect_err("NaN weight");
+        assert!(err.to_string().contains("non-finite"), "{err}");
         let mut trailing = FRONTAL_FACE_DETECTOR.to_vec();
         trailing.push(0);
         assert!(HogModel::parse(&trailing).is_err());

@@ -10,12 +10,11 @@ use super::fhog::FhogPlanes;
 use super::model::{LinearDetector, FILTER, PLANES};
 
 /// The saliency map of one detector on one level (`rows x cols`, valid in [5, dim-5]).
-pub fn saliency(f: &FhogPlanes, det: &LinearDetector) -> Vec<f32> {
-    saliency_with(f, det, super::fhog::simd_enabled())
-}
-
-/// [`saliency`] with the SIMD path forced on or off (both give identical bits).
-pub fn saliency_with(f: &FhogPlanes, det: &LinearDetector, simd: bool) -> Vec<f32> {
+///
+/// `simd` asks for the AVX2 path, which runs only where this CPU has AVX2 (checked here);
+/// both paths give identical bits.
+pub fn saliency(f: &FhogPlanes, det: &LinearDetector, simd: bool) -> Vec<f32> {
+    let simd = simd && super::fhog::avx2_available();
     let (rows, cols) = (f.rows, f.cols);
     let mut s = vec![0f32; rows * cols];
     if rows < FILTER || cols < FILTER {
@@ -36,7 +35,8 @@ pub fn saliency_with(f: &FhogPlanes, det: &LinearDetector, simd: bool) -> Vec<f3
         for comp in &det.planes[p] {
             #[cfg(target_arch = "x86_64")]
             if simd {
-                // SAFETY: AVX2 detected; all indices stay inside the planes.
+                // SAFETY: `simd` is only true when AVX2 was detected on this CPU (above); the
+                // kernel's indices stay inside the planes and buffers sized rows x cols.
                 unsafe { avx2::component(plane, &comp.row, &comp.col, &mut tmp, &mut s, &geo, first) };
                 first = false;
                 continue;
@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn simd_and_scalar_saliency_are_bit_identical() {
-        if !crate::hog::fhog::simd_enabled() {
+        if !crate::hog::fhog::avx2_available() {
             eprintln!("SKIP: no AVX2");
             return;
         }
@@ -253,8 +253,8 @@ mod tests {
                 .collect();
             let f = FhogPlanes { rows, cols, data };
             for det in &model.detectors {
-                let a = saliency_with(&f, det, true);
-                let b = saliency_with(&f, det, false);
+                let a = saliency(&f, det, true);
+                let b = saliency(&f, det, false);
                 assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{rows}x{cols}");
             }
         }
