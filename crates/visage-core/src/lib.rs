@@ -7,6 +7,7 @@
 //! * [`similarity`]: least-squares similarity transforms between point sets.
 //! * [`metric`]: distances between embeddings.
 //! * [`descriptor`]: what an embedding model is (id, dimension, chip, thresholds).
+//! * [`rng`]: the one deterministic random generator (jitter, synthetic data, tests).
 //! * [`stage`]: the pipeline's stages as traits (detector, landmarker, embedder).
 
 #![warn(missing_docs)]
@@ -16,6 +17,7 @@ pub mod geometry;
 pub mod image_io;
 pub mod metric;
 pub mod pyramid;
+pub mod rng;
 pub mod similarity;
 pub mod stage;
 
@@ -25,4 +27,5 @@ pub use image::RgbImage;
 pub use image_io::{ImageError, ImageLimits};
 pub use metric::Metric;
 pub use pyramid::PyramidDown;
+pub use rng::SeededRng;
 pub use stage::{AlignedChip, Detection, DetectorSource, FaceDetector, FaceEmbedder, Landmarker, StageError};

@@ -223,12 +223,6 @@ impl ConvLayer {
 mod tests {
     use super::*;
 
-    /// A small deterministic generator (tests must not depend on a crate for this).
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-    }
-
     fn naive(x: &[f32], s: Shape, w: &ConvWeights, a: &Affine, res: Option<&[f32]>, relu: bool) -> (Shape, Vec<f32>) {
         let k = w.kernel;
         let oh = 1 + (s.h + 2 * w.pad - k) / w.stride;
@@ -268,7 +262,7 @@ mod tests {
 
     #[test]
     fn every_kernel_matches_a_naive_convolution() {
-        let mut seed = 7u64;
+        let mut rng = visage_core::SeededRng::new(7);
         // (n, h, w, cin, cout, kernel, stride, pad): channel tails, row tails, strides, padding.
         let cases = [
             (1, 5, 5, 3, 32, 3, 1, 1),
@@ -287,16 +281,16 @@ mod tests {
                     kernel: k,
                     stride,
                     pad,
-                    filters: (0..cout * cin * k * k).map(|_| lcg(&mut seed)).collect(),
-                    bias: (0..cout).map(|_| lcg(&mut seed)).collect(),
+                    filters: (0..cout * cin * k * k).map(|_| rng.centered()).collect(),
+                    bias: (0..cout).map(|_| rng.centered()).collect(),
                 };
                 let aff =
-                    Affine { gamma: (0..cout).map(|_| 1.0 + lcg(&mut seed)).collect(), beta: (0..cout).map(|_| lcg(&mut seed)).collect() };
-                let x: Vec<f32> = (0..s.len()).map(|_| lcg(&mut seed)).collect();
+                    Affine { gamma: (0..cout).map(|_| 1.0 + rng.centered()).collect(), beta: (0..cout).map(|_| rng.centered()).collect() };
+                let x: Vec<f32> = (0..s.len()).map(|_| rng.centered()).collect();
                 for (relu, with_res) in [(false, false), (true, true)] {
                     let layer = ConvLayer::new(isa, &conv, &aff, relu);
                     let ind = layer.indirection(s);
-                    let res: Option<Vec<f32>> = with_res.then(|| (0..ind.output.len()).map(|_| lcg(&mut seed)).collect());
+                    let res: Option<Vec<f32>> = with_res.then(|| (0..ind.output.len()).map(|_| rng.centered()).collect());
                     let (os, want) = naive(&x, s, &conv, &aff, res.as_deref(), relu);
                     assert_eq!(ind.output, os);
                     let mut got = vec![f32::NAN; os.len() + 7];

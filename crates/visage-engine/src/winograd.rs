@@ -330,11 +330,6 @@ impl WinogradConv {
 mod tests {
     use super::*;
 
-    fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-    }
-
     /// Plain 3x3 pad-1 convolution, affine, residual and relu, in f64.
     fn naive(x: &[f32], s: Shape, w: &ConvWeights, a: &Affine, res: Option<&[f32]>, relu: bool) -> Vec<f32> {
         let co = w.out_channels;
@@ -371,7 +366,7 @@ mod tests {
 
     #[test]
     fn winograd_matches_a_naive_convolution() {
-        let mut seed = 11u64;
+        let mut rng = visage_core::SeededRng::new(11);
         // Odd and even sides, channel tails, several blocks, one tile.
         for &(n, h, w, cin, cout) in &[(1, 5, 7, 3, 20), (2, 9, 9, 16, 32), (3, 35, 35, 32, 32), (1, 3, 3, 40, 45), (4, 4, 4, 8, 64)] {
             let s = Shape { n, h, w, c: cin };
@@ -381,13 +376,13 @@ mod tests {
                 kernel: 3,
                 stride: 1,
                 pad: 1,
-                filters: (0..cout * cin * 9).map(|_| lcg(&mut seed)).collect(),
-                bias: (0..cout).map(|_| lcg(&mut seed)).collect(),
+                filters: (0..cout * cin * 9).map(|_| rng.centered()).collect(),
+                bias: (0..cout).map(|_| rng.centered()).collect(),
             };
             let aff =
-                Affine { gamma: (0..cout).map(|_| 1.0 + lcg(&mut seed)).collect(), beta: (0..cout).map(|_| lcg(&mut seed)).collect() };
-            let x: Vec<f32> = (0..s.len()).map(|_| lcg(&mut seed)).collect();
-            let res: Vec<f32> = (0..n * h * w * cout).map(|_| lcg(&mut seed)).collect();
+                Affine { gamma: (0..cout).map(|_| 1.0 + rng.centered()).collect(), beta: (0..cout).map(|_| rng.centered()).collect() };
+            let x: Vec<f32> = (0..s.len()).map(|_| rng.centered()).collect();
+            let res: Vec<f32> = (0..n * h * w * cout).map(|_| rng.centered()).collect();
             for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable].into_iter().filter(|i| i.is_supported()) {
                 for (relu, r) in [(false, None), (true, Some(res.as_slice()))] {
                     let want = naive(&x, s, &conv, &aff, r, relu);

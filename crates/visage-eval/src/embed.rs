@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use visage::{AlignedChip, DRect, Face, FaceChoice, Rect, RgbImage, Visage, VisageError};
+use visage_core::SeededRng;
 use visage_align::{extract_chip, ChipDetails};
 
 /// The most jittered copies per photo supported ([`EmbedOptions::jitter`]). Photos are
@@ -89,22 +90,9 @@ pub fn pick_face(v: &Visage, img: &RgbImage) -> Result<(Face, FaceSource), Visag
     }
 }
 
-/// A small deterministic generator (xorshift64*), seeded per photo.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545F4914F6CDD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.next()
-    }
-}
 
 /// dlib's `jitter_image` on a square chip.
-fn jitter(chip: &RgbImage, rng: &mut Rng) -> RgbImage {
+fn jitter(chip: &RgbImage, rng: &mut SeededRng) -> RgbImage {
     let n = chip.width() as f64;
     let (l, t, r, b) = (3.0, 3.0, n - 4.0, n - 4.0); // shrink_rect(get_rect(img), 3)
     let size = r - l + 1.0;
@@ -118,7 +106,7 @@ fn jitter(chip: &RgbImage, rng: &mut Rng) -> RgbImage {
     // centered_rect(center + shift, bx, bx): inclusive integer corners.
     let d = ChipDetails { rect: DRect::new(left, top, left + bx - 1.0, top + bx - 1.0), angle, size: chip.width() as usize };
     let mut out = extract_chip(chip, &d);
-    if rng.next() > 0.5 {
+    if rng.uniform() > 0.5 {
         image::imageops::flip_horizontal_in_place(&mut out);
     }
     out
@@ -210,7 +198,7 @@ impl<'a> EvalEmbedder<'a> {
         let chip = self.visage.chip(&img, &face)?.into_image();
         let mut chips = Vec::new();
         if self.options.jitter > 1 {
-            let mut rng = Rng(u64::from_le_bytes(key[..8].try_into().unwrap()) | 1);
+            let mut rng = SeededRng::new(u64::from_le_bytes(key[..8].try_into().unwrap()) | 1);
             for _ in 0..self.options.jitter.min(MAX_JITTER) {
                 chips.push(jitter(&chip, &mut rng));
             }
