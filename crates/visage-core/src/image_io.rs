@@ -147,8 +147,21 @@ pub fn decode_rgb(bytes: &[u8], what: &str, limits: &ImageLimits) -> Result<RgbI
     Ok(dynamic.to_rgb8())
 }
 
+/// The decoder's message as a sentence: the png crate names chunks by their Debug form
+/// (`ChunkType { type: IHDR, critical: true, ... }`), which becomes the chunk's name.
+fn readable_reason(reason: &str) -> String {
+    let mut s =
+        reason.replace("Format error decoding Png: ", "invalid PNG data: ").replace("Format error decoding WebP: ", "invalid WebP data: ");
+    while let Some(start) = s.find("ChunkType {") {
+        let end = s[start..].find('}').map_or(s.len(), |e| start + e + 1);
+        let name = s[start..end].split("type:").nth(1).and_then(|t| t.split(',').next()).map_or("a", str::trim).to_string();
+        s.replace_range(start..end, &name);
+    }
+    s.trim_end_matches('.').to_string()
+}
+
 fn classify_image_error(what: &str, e: image::ImageError) -> ImageError {
-    let reason = e.to_string();
+    let reason = readable_reason(&e.to_string());
     let lower = reason.to_ascii_lowercase();
     if lower.contains("eof") || lower.contains("end of file") || lower.contains("unexpected end") || lower.contains("truncat") {
         ImageError::Truncated { what: what.into() }
@@ -287,6 +300,14 @@ fn apply_orientation(img: RgbImage, o: Option<image::metadata::Orientation>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoder_messages_lose_their_debug_text() {
+        let r = readable_reason(
+            "Format error decoding Png: CRC error: expected 0xda0be689 have 0x250be689 while decoding ChunkType { type: IHDR, critical: true, private: false, reserved: false, safecopy: false } chunk.",
+        );
+        assert_eq!(r, "invalid PNG data: CRC error: expected 0xda0be689 have 0x250be689 while decoding IHDR chunk");
+    }
 
     #[test]
     fn exif_orientation_is_read_in_both_byte_orders() {
