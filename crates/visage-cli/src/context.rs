@@ -10,44 +10,60 @@ fn dirs_data() -> Option<PathBuf> {
     ModelStore::default_dir().and_then(|m| m.parent().and_then(|v| v.parent()).map(PathBuf::from))
 }
 
-/// Options every command accepts.
+/// Help heading of the options for photos and models (every command that reads photos).
+const PHOTOS: &str = "Photo options (detect, embed, compare, enroll, verify, identify, recognize, calibrate, eval)";
+/// Help heading of the gallery option.
+const GALLERY: &str = "Gallery options (enroll, enroll-dir, subjects, forget, verify, identify, calibrate, gallery)";
+/// Help heading of the options of every command.
+const GLOBAL: &str = "Global options";
+
+/// Options every command accepts, grouped in the help by the commands that use them.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalOpts {
     /// Model directory [default: $XDG_DATA_HOME/visage/models].
-    #[arg(long, global = true, env = "VISAGE_MODELS", value_name = "DIR")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "VISAGE_MODELS", value_name = "DIR")]
     pub models: Option<PathBuf>,
     /// The gallery file [default: $XDG_DATA_HOME/visage/gallery.db].
-    #[arg(long, global = true, env = "VISAGE_GALLERY", value_name = "FILE")]
+    #[arg(long, global = true, help_heading = GALLERY, env = "VISAGE_GALLERY", value_name = "FILE")]
     pub gallery: Option<PathBuf>,
     /// Refuse photos with more pixels than this (checked before decoding).
-    #[arg(long, global = true, env = "VISAGE_MAX_PIXELS", default_value_t = ImageLimits::DEFAULT.max_pixels)]
+    #[arg(long, global = true, help_heading = PHOTOS, env = "VISAGE_MAX_PIXELS", default_value_t = ImageLimits::DEFAULT.max_pixels)]
     pub max_pixels: u64,
     /// Times a photo is doubled before detection: 0 finds faces from ~80 px, 1 from ~40 px
     /// (face_recognition's default), 2 from ~20 px (slower).
-    #[arg(long, global = true, default_value_t = 1, value_name = "N")]
+    #[arg(long, global = true, help_heading = PHOTOS, default_value_t = 1, value_name = "N")]
     pub upsample: u32,
     /// Worker threads [default: all cores].
-    #[arg(long, global = true, env = "VISAGE_THREADS", value_name = "N")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "VISAGE_THREADS", value_name = "N")]
     pub threads: Option<usize>,
-    /// No progress bars.
-    #[arg(short, long, global = true)]
+    /// Quiet: no progress bars and no warnings (errors are still printed).
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
     /// More log output on stderr (-v, -vv); VISAGE_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = GLOBAL, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
 
 impl GlobalOpts {
     /// Sets up `tracing` on stderr.
     pub fn init_logging(&self) {
-        let level = match self.verbose {
-            0 => "warn",
-            1 => "info",
-            _ => "debug",
+        use std::io::IsTerminal;
+        let level = match (self.quiet, self.verbose) {
+            (true, _) => "error",
+            (false, 0) => "warn",
+            (false, 1) => "info",
+            (false, _) => "debug",
         };
         let filter =
             tracing_subscriber::EnvFilter::try_from_env("VISAGE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+        // Colour only on a terminal: a redirected stderr gets plain text, no escape codes.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .without_time()
+            .try_init();
     }
 
     /// Sizes the global thread pool.
@@ -77,11 +93,17 @@ impl GlobalOpts {
         ImageLimits { max_pixels: self.max_pixels, ..ImageLimits::DEFAULT }
     }
 
-    /// Loads the models and builds the pipeline.
+    /// Loads the models and builds the pipeline (5-point landmarks).
     pub fn visage(&self) -> Result<Visage> {
+        self.visage_with(visage::LandmarkScheme::Dlib5)
+    }
+
+    /// Loads the models and builds the pipeline aligning on `landmarks`.
+    pub fn visage_with(&self, landmarks: visage::LandmarkScheme) -> Result<Visage> {
         let store = self.store()?;
         let t = std::time::Instant::now();
-        let v = Visage::load(&store)?.with_upsample(self.upsample).with_limits(self.limits());
+        let config = visage::Config { upsample: self.upsample, limits: self.limits(), landmarks, ..visage::Config::from_env() };
+        let v = Visage::from_config(&store, &config)?;
         tracing::info!("models loaded from {} in {:.0} ms", store.dir().display(), t.elapsed().as_secs_f64() * 1e3);
         Ok(v)
     }

@@ -41,9 +41,31 @@ pub fn draw_faces(img: &mut RgbImage, faces: &[Face]) {
     }
 }
 
-/// Saves as PNG, or JPEG when the name ends in .jpg/.jpeg.
-pub fn save(img: &RgbImage, path: &Path) -> Result<()> {
+/// The formats a drawing can be written in, by file extension.
+pub const DRAW_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "webp"];
+
+/// Checks that `path`'s extension names a format [`save`] writes (PNG, JPEG, lossless WebP).
+pub fn check_format(path: &Path) -> Result<()> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    if DRAW_EXTENSIONS.contains(&ext.as_str()) {
+        return Ok(());
+    }
+    let what = if ext.is_empty() { "has no extension".to_string() } else { format!("ends in .{ext}") };
+    anyhow::bail!("{}: the drawing's name {what}; use .png, .jpg or .webp", path.display())
+}
+
+/// Saves in the format the extension names: PNG, JPEG (.jpg/.jpeg, quality 90) or lossless
+/// WebP; any other name is refused ([`check_format`]).
+pub fn save(img: &RgbImage, path: &Path) -> Result<()> {
+    check_format(path)?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    if ext == "webp" {
+        let mut bytes = Vec::new();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut bytes)
+            .encode(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+            .context("encoding WebP")?;
+        return std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()));
+    }
     if ext == "jpg" || ext == "jpeg" {
         let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
         c.set_size(img.width() as usize, img.height() as usize);

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success (or "same person"), 1 "not the same person / not recognised",
 //! 2 an error (bad input, missing model, ...). Errors always name the file concerned.
 
+mod args;
 mod cmd;
 mod context;
 mod draw;
@@ -29,8 +30,17 @@ enum Command {
     #[command(subcommand)]
     Models(cmd::models::ModelsCommand),
     /// Find faces and their landmarks in photos (JSON lines).
+    ///
+    /// One JSON object per photo: {"path", "width", "height", "faces"}. Per face, "box" is the
+    /// face rectangle [left, top, right, bottom] in pixels (inclusive), trimmed to the photo:
+    /// the rectangle the landmarks are computed in and that other commands print. "detection"
+    /// is the detector's raw rectangle in the same format, which may extend past the photo's
+    /// edges. "landmarks" are 5 [x, y] points, "score" the detector's confidence.
     Detect(cmd::detect::DetectArgs),
-    /// Print 128-d embeddings of aligned 150x150 chips or of every face in photos (JSON lines).
+    /// Print the 128-d embedding of every face in photos, or of aligned chips with --chip (JSON lines).
+    ///
+    /// Faces are printed as by `visage detect` (box and detection are [left, top, right,
+    /// bottom]), each with its "embedding".
     Embed(cmd::embed::EmbedArgs),
     /// Compare the largest faces of two photos: distance, threshold, same person or not.
     Compare(cmd::compare::CompareArgs),
@@ -48,7 +58,13 @@ enum Command {
     },
     /// 1:1 -- is the person in the photo who they claim to be? Exit 0 match, 1 no match.
     Verify(cmd::gallery::VerifyArgs),
-    /// 1:N -- who is each face in these photos? The nearest enrolled person, or "unknown".
+    /// 1:N -- who is each face in these photos? The nearest enrolled person, or no match.
+    ///
+    /// Each face prints as `photo face i [left,top,right,bottom]: name (distance d < t)`, or
+    /// `no match` with the nearest person when nobody is closer than the threshold. Numbers
+    /// after names are distances: lower is closer. With --json, each face has "decision"
+    /// ("match" or "unknown"), "name" (null when unknown), "nearest", "distance", "threshold"
+    /// and "candidates" (nearest first).
     Identify(cmd::gallery::IdentifyArgs),
     /// face_recognition's `face_recognition KNOWN UNKNOWN`: prints file,name per face.
     Recognize(cmd::recognize::RecognizeArgs),
@@ -71,12 +87,39 @@ pub enum Outcome {
     PartialFailure,
 }
 
+impl Command {
+    /// Whether the command prints JSON on stdout (then a failure also prints one JSON error
+    /// object there, besides the message on stderr).
+    fn json(&self) -> bool {
+        match self {
+            Command::Detect(_) | Command::Embed(_) => true,
+            Command::Compare(a) => a.json,
+            Command::Verify(a) => a.json,
+            Command::Identify(a) => a.json,
+            Command::Calibrate(a) => a.json,
+            Command::Subjects(cmd::gallery::SubjectsCommand::List { json }) => *json,
+            Command::Eval(e) => e.json(),
+            _ => false,
+        }
+    }
+}
+
+/// Reports a failed command: one sentence on stderr and, in JSON mode, `{"error": ...}` on stdout.
+fn fail(e: &anyhow::Error, json: bool) -> ExitCode {
+    let msg = output::error_text(e);
+    eprintln!("visage: {msg}");
+    if json {
+        output::json_line(&serde_json::json!({ "error": msg }));
+    }
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.global.init_logging();
+    let json = cli.command.json();
     if let Err(e) = cli.global.init_threads() {
-        eprintln!("visage: {e:#}");
-        return ExitCode::from(2);
+        return fail(&e, json);
     }
     let result = match cli.command {
         Command::Models(c) => cmd::models::run(&cli.global, c),
@@ -98,9 +141,6 @@ fn main() -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::No) => ExitCode::from(1),
         Ok(Outcome::PartialFailure) => ExitCode::from(2),
-        Err(e) => {
-            eprintln!("visage: {e:#}");
-            ExitCode::from(2)
-        }
+        Err(e) => fail(&e, json),
     }
 }

@@ -94,7 +94,7 @@ fn embedding_a_chip_prints_dlibs_128_numbers() {
     let Some(oracle) = visage_testdata::oracle_dir("embedding_a_chip_prints_dlibs_128_numbers") else { return };
     let img = &visage_testdata::oracle_images(&oracle)[0];
     let f = &img.faces[0];
-    let o = visage(&["embed", &img.chip_dir.join(&f.chip_png).to_string_lossy()]);
+    let o = visage(&["embed", "--chip", &img.chip_dir.join(&f.chip_png).to_string_lossy()]);
     assert!(o.status.success(), "{:?}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let e: Vec<f64> = v["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();

@@ -58,9 +58,12 @@ fn one_shot_enrollment_then_verify_and_identify() {
     assert!(o.status.success(), "{}", err(&o));
     let names: Vec<String> = out(&o)
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["faces"][0]["name"].as_str().unwrap().to_string())
+        .map(|l| {
+            let f = &serde_json::from_str::<serde_json::Value>(l).unwrap()["faces"][0];
+            format!("{} {}", f["decision"].as_str().unwrap(), f["name"].as_str().unwrap_or("null"))
+        })
         .collect();
-    assert_eq!(names, ["George_W_Bush", "Tony_Blair", "unknown"]);
+    assert_eq!(names, ["match George_W_Bush", "match Tony_Blair", "unknown null"]);
     let first: serde_json::Value = serde_json::from_str(out(&o).lines().next().unwrap()).unwrap();
     assert_eq!(first["faces"][0]["candidates"].as_array().unwrap().len(), 3);
     // Subjects, rename, forget.

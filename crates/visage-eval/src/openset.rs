@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use visage::Metric;
 use visage_gallery::SearchIndex;
 
@@ -18,28 +18,19 @@ pub struct OpenSetSplit {
     pub unknown: Vec<PathBuf>,
 }
 
-/// Splits `<dir>/<person>/<photos>`: people with 2+ photos are enrolled from their first photo
-/// and probed with the rest; people with one photo are the unknown probes.
-pub fn split(dir: &Path) -> std::io::Result<OpenSetSplit> {
-    let mut people: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        if !p.is_dir() {
-            continue;
-        }
-        let mut photos: Vec<PathBuf> = std::fs::read_dir(&p)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|f| {
-                f.extension()
-                    .and_then(|x| x.to_str())
-                    .is_some_and(|x| ["jpg", "jpeg", "png", "webp"].contains(&x.to_ascii_lowercase().as_str()))
-            })
-            .collect();
-        photos.sort();
-        if !photos.is_empty() {
-            people.insert(p.file_name().unwrap().to_string_lossy().into_owned(), photos);
-        }
-    }
+/// Splits a folder-per-person dataset, given as (person, photos) as the caller's folder scan
+/// found them: people with 2+ photos are enrolled from their first photo (by name) and probed
+/// with the rest; people with one photo are the unknown probes.
+pub fn split(people: &[(String, Vec<PathBuf>)]) -> OpenSetSplit {
+    let people: BTreeMap<String, Vec<PathBuf>> = people
+        .iter()
+        .filter(|(_, photos)| !photos.is_empty())
+        .map(|(name, photos)| {
+            let mut photos = photos.clone();
+            photos.sort();
+            (name.clone(), photos)
+        })
+        .collect();
     let mut s = OpenSetSplit { gallery: Vec::new(), known: Vec::new(), unknown: Vec::new() };
     for (name, photos) in people {
         if photos.len() == 1 {
@@ -49,7 +40,7 @@ pub fn split(dir: &Path) -> std::io::Result<OpenSetSplit> {
             s.known.extend(photos[1..].iter().map(|p| (name.clone(), p.clone())));
         }
     }
-    Ok(s)
+    s
 }
 
 /// Results at one threshold.

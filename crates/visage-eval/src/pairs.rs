@@ -37,6 +37,27 @@ pub enum PairsError {
         /// What is wrong.
         message: String,
     },
+    /// Too few pairs of one kind for the number of folds.
+    #[error("{same} same-person and {different} different-people pairs cannot fill {folds} folds: each fold needs at least one pair of each kind, so at least {folds} of each (or use --folds {max} or fewer)", max = .same.min(.different))]
+    TooFewPairs {
+        /// Folds asked for.
+        folds: usize,
+        /// Same-person pairs available.
+        same: usize,
+        /// Different-people pairs available.
+        different: usize,
+    },
+}
+
+/// Checks that every fold of `0..folds` holds at least one same-person and one
+/// different-people pair, so that each fold can be tested and trained on.
+pub fn check_folds(pairs: &[Pair], folds: usize) -> Result<(), PairsError> {
+    let filled = |same: bool| (0..folds).all(|k| pairs.iter().any(|p| p.same == same && p.fold == k));
+    if filled(true) && filled(false) {
+        return Ok(());
+    }
+    let count = |same: bool| pairs.iter().filter(|p| p.same == same).count();
+    Err(PairsError::TooFewPairs { folds, same: count(true), different: count(false) })
 }
 
 fn read(path: &Path) -> Result<String, PairsError> {
@@ -165,5 +186,20 @@ mod tests {
         }
         std::fs::write(&p, "a.jpg b.jpg 1\n").unwrap();
         assert!(parse_generic(&p, 10).is_err());
+    }
+
+    #[test]
+    fn folds_need_a_pair_of_each_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("list.tsv");
+        let list = |n: usize| (0..n).map(|i| format!("a{i}.jpg\tb{i}.jpg\t{}\n", i % 2)).collect::<String>();
+        // 18 pairs: 9 of each kind cannot fill 10 folds; 9 folds are fine.
+        std::fs::write(&p, list(18)).unwrap();
+        let e = check_folds(&parse_generic(&p, 10).unwrap(), 10).unwrap_err().to_string();
+        assert!(e.contains("9 same-person and 9 different-people pairs cannot fill 10 folds") && e.contains("--folds 9"), "{e}");
+        assert!(check_folds(&parse_generic(&p, 9).unwrap(), 9).is_ok());
+        // 40 pairs in 21 folds: 20 of each kind.
+        std::fs::write(&p, list(40)).unwrap();
+        assert!(check_folds(&parse_generic(&p, 21).unwrap(), 21).unwrap_err().to_string().contains("--folds 20"));
     }
 }

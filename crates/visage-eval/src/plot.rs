@@ -26,21 +26,37 @@ pub struct Figure<'a> {
 
 type Err = Box<dyn std::error::Error + Send + Sync>;
 
-/// Writes the figure to `path` (`.png` or `.svg`).
+/// Checks that `path` names a figure this module can write (`.png` or `.svg`), so that a
+/// caller can refuse it before a long evaluation rather than after.
+pub fn check_path(path: &Path) -> Result<(), String> {
+    match extension(path).as_str() {
+        "png" | "svg" => Ok(()),
+        "" => Err(format!("{}: a plot is a .png or .svg file; this name has no extension", path.display())),
+        other => Err(format!("{}: a plot is a .png or .svg file, not .{other}", path.display())),
+    }
+}
+
+fn extension(path: &Path) -> String {
+    path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase()
+}
+
+/// Writes the figure to `path` (`.png` or `.svg`). Text is laid out with the embedded font in
+/// both formats (an SVG names the font family and carries no glyphs).
 pub fn write(path: &Path, fig: &Figure) -> Result<(), Err> {
+    check_path(path)?;
     let size = (1400u32, 620u32);
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    match ext.as_str() {
+    // Both backends measure text with the registered font: without it SVG text fails.
+    static FONT_ONCE: std::sync::Once = std::sync::Once::new();
+    FONT_ONCE.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+    match extension(path).as_str() {
         "svg" => {
             let root = SVGBackend::new(path, size).into_drawing_area();
             draw(&root, fig)?;
             root.present()?;
         }
-        "png" => {
-            static FONT_ONCE: std::sync::Once = std::sync::Once::new();
-            FONT_ONCE.call_once(|| {
-                let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-            });
+        _ => {
             let mut buf = vec![0u8; (size.0 * size.1 * 3) as usize];
             {
                 let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
@@ -49,7 +65,6 @@ pub fn write(path: &Path, fig: &Figure) -> Result<(), Err> {
             }
             image::RgbImage::from_raw(size.0, size.1, buf).ok_or("plot buffer")?.save(path)?;
         }
-        other => return Err(format!("{}: plots are .png or .svg, not {other:?}", path.display()).into()),
     }
     Ok(())
 }
@@ -165,4 +180,40 @@ where
         .draw()
         .map_err(e)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figure_of(roc: &Roc) -> Figure<'_> {
+        Figure {
+            title: "test figure".into(),
+            roc,
+            genuine: &[0.30, 0.35, 0.41, 0.52],
+            impostor: &[0.58, 0.71, 0.80, 0.93],
+            threshold: 0.55,
+            metric: "l2",
+        }
+    }
+
+    #[test]
+    fn svg_and_png_plots_have_their_text() {
+        let pairs: Vec<(f64, bool)> =
+            [0.30, 0.35, 0.41, 0.52].iter().map(|&d| (d, true)).chain([0.58, 0.71, 0.80, 0.93].iter().map(|&d| (d, false))).collect();
+        let roc = crate::roc::roc(&pairs).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let svg = dir.path().join("roc.svg");
+        write(&svg, &figure_of(&roc)).unwrap();
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(text.contains("test figure") && text.contains("false accept rate") && text.contains("<polyline"), "{text}");
+        let png = dir.path().join("roc.PNG");
+        write(&png, &figure_of(&roc)).unwrap();
+        assert_eq!(image::open(&png).unwrap().width(), 1400);
+        // Other names are refused before anything is drawn.
+        let e = write(&dir.path().join("roc.pdf"), &figure_of(&roc)).unwrap_err().to_string();
+        assert!(e.contains("not .pdf"), "{e}");
+        assert!(check_path(&dir.path().join("roc")).is_err());
+        assert!(!dir.path().join("roc.pdf").exists());
+    }
 }

@@ -3,12 +3,12 @@
 use crate::context::GlobalOpts;
 use crate::draw;
 use crate::inputs::{expand, in_parallel_chunks, progress};
-use crate::output::{json_line, report_error};
+use crate::output::{error_text, json_line, path_text, report_error};
 use crate::Outcome;
 use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `visage detect`.
 #[derive(Args)]
@@ -16,10 +16,57 @@ pub struct DetectArgs {
     /// Photos or folders of photos.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Write the photo with boxes and landmarks drawn (PNG, or JPEG by extension). With
-    /// several photos this is a folder, which receives <name>.faces.png per photo.
+    /// Write the photo with boxes and landmarks drawn, in the format the name ends with
+    /// (.png, .jpg or .webp). With several photos, or when OUT is an existing folder, OUT is a
+    /// folder receiving <name>.faces.png per photo (<name>-2.faces.png ... when names repeat).
+    /// An input photo is never overwritten.
     #[arg(long, value_name = "OUT")]
     pub draw: Option<PathBuf>,
+}
+
+/// Whether two paths name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Where each photo's drawing goes, decided before any photo is processed: one file, or
+/// unique names in a folder; never one of the inputs.
+fn draw_targets(out: &Path, photos: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let is_input = |t: &Path| photos.iter().any(|p| same_file(p, t));
+    if photos.len() == 1 && !out.is_dir() {
+        draw::check_format(out)?;
+        if is_input(out) {
+            bail!("{}: --draw would overwrite the input photo; choose another name", out.display());
+        }
+        return Ok(vec![out.to_path_buf()]);
+    }
+    if !out.is_dir() {
+        if out.extension().is_some_and(|e| draw::DRAW_EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str())) {
+            bail!("{}: with {} photos --draw names a folder (one drawing per photo), not an image file", out.display(), photos.len());
+        }
+        std::fs::create_dir_all(out).map_err(|e| anyhow::anyhow!("{}: cannot create the folder: {e}", out.display()))?;
+    }
+    let mut used = std::collections::HashSet::new();
+    let mut targets = Vec::with_capacity(photos.len());
+    for p in photos {
+        let stem = p.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let mut k = 1;
+        let target = loop {
+            let name = if k == 1 { format!("{stem}.faces.png") } else { format!("{stem}-{k}.faces.png") };
+            let t = out.join(&name);
+            if !used.contains(&name) && !is_input(&t) {
+                used.insert(name);
+                break t;
+            }
+            k += 1;
+        };
+        targets.push(target);
+    }
+    Ok(targets)
 }
 
 pub fn run(g: &GlobalOpts, a: DetectArgs) -> Result<Outcome> {
@@ -27,37 +74,35 @@ pub fn run(g: &GlobalOpts, a: DetectArgs) -> Result<Outcome> {
     if photos.is_empty() {
         bail!("no photos to process");
     }
-    let many = photos.len() > 1;
-    if let Some(d) = &a.draw {
-        if many {
-            std::fs::create_dir_all(d).map_err(|e| anyhow::anyhow!("{}: {e}", d.display()))?;
-        }
-    }
+    // Each photo with where its drawing goes (if --draw).
+    let jobs: Vec<(PathBuf, Option<PathBuf>)> = match &a.draw {
+        Some(out) => photos.iter().cloned().zip(draw_targets(out, &photos)?.into_iter().map(Some)).collect(),
+        None => photos.iter().map(|p| (p.clone(), None)).collect(),
+    };
     let v = g.visage()?;
     let bar = progress(photos.len(), "detecting", g.quiet);
     let mut failed = false;
-    let detect = |p: &PathBuf| -> Result<_> {
+    let detect = |(p, target): &(PathBuf, Option<PathBuf>)| -> Result<_> {
+        crate::inputs::check_file(p)?;
         let img = v.load_image(p)?;
-        let faces = v.find_faces(&img);
-        if let Some(out) = &a.draw {
-            let target =
-                if many { out.join(format!("{}.faces.png", p.file_stem().unwrap_or_default().to_string_lossy())) } else { out.clone() };
+        let faces = v.find_faces(&img)?;
+        if let Some(target) = target {
             let mut canvas = img.clone();
             draw::draw_faces(&mut canvas, &faces);
-            draw::save(&canvas, &target)?;
+            draw::save(&canvas, target)?;
         }
         Ok((img.width(), img.height(), faces))
     };
-    in_parallel_chunks(&photos, 64, &bar, detect, |chunk, results| {
-        for (p, r) in chunk.iter().zip(results) {
+    in_parallel_chunks(&jobs, 64, &bar, detect, |chunk, results| {
+        for ((p, _), r) in chunk.iter().zip(results) {
             match r {
                 Ok((w, h, faces)) => json_line(&json!({
-                    "path": p, "width": w, "height": h,
+                    "path": path_text(p), "width": w, "height": h,
                     "faces": faces.iter().map(super::face_json).collect::<Vec<_>>(),
                 })),
                 Err(e) => {
                     failed = true;
-                    bar.suspend(|| report_error(p, &format!("{e:#}")));
+                    bar.suspend(|| report_error(p, &error_text(&e), true));
                 }
             }
         }

@@ -2,48 +2,49 @@
 
 use crate::context::GlobalOpts;
 use crate::inputs::{expand, in_parallel_chunks, progress};
-use crate::output::{json_line, report_error};
+use crate::output::{error_text, json_line, path_text, report_error};
 use crate::Outcome;
 use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
-use visage::{Face, RgbImage, Visage};
+use visage::{AlignedChip, Face, Visage};
 
 /// Arguments of `visage embed`.
 #[derive(Args)]
 pub struct EmbedArgs {
-    /// Aligned 150x150 chips, photos, or folders of them.
+    /// Photos, aligned 150x150 chips (with --chip), or folders of them.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Treat every input as an aligned chip (default: exactly 150x150 images are chips).
-    #[arg(long, conflicts_with = "detect")]
-    pub chip: bool,
-    /// Detect faces even in 150x150 images.
+    /// The inputs are aligned face chips (150x150, as `visage` or dlib cut them): embed them
+    /// as they are. Without it every input is a photo, whatever its size: faces are detected.
     #[arg(long)]
-    pub detect: bool,
+    pub chip: bool,
 }
 
 /// What one input became.
 pub enum Prepared {
     /// An aligned chip.
-    Chip(RgbImage),
+    Chip(AlignedChip),
     /// A photo: its faces and their chips.
-    Photo(Vec<Face>, Vec<RgbImage>),
+    Photo(Vec<Face>, Vec<AlignedChip>),
 }
 
-/// Loads an input and, for photos, finds faces and cuts their chips.
-pub fn prepare(v: &Visage, path: &std::path::Path, force_chip: bool, force_detect: bool) -> Result<Prepared> {
+/// Loads an input: with `chip`, an aligned chip (which must have the embedder's chip size);
+/// otherwise a photo, whose faces are found and cut into chips (a photo's size never makes it
+/// a chip).
+pub fn prepare(v: &Visage, path: &std::path::Path, chip: bool) -> Result<Prepared> {
+    crate::inputs::check_file(path)?;
     let img = v.load_image(path)?;
-    let is_chip = force_chip || (!force_detect && img.width() == 150 && img.height() == 150);
-    if is_chip {
-        if img.width() != 150 || img.height() != 150 {
-            bail!("{}: a chip must be 150x150, this is {}x{}", path.display(), img.width(), img.height());
+    if chip {
+        let size = v.descriptor().chip.size;
+        if img.width() != size || img.height() != size {
+            bail!("{}: a chip must be {size}x{size}, this is {}x{}", path.display(), img.width(), img.height());
         }
-        return Ok(Prepared::Chip(img));
+        return Ok(Prepared::Chip(v.as_chip(img)?));
     }
-    let faces = v.find_faces(&img);
-    let chips = faces.iter().map(|f| v.chip(&img, f)).collect();
+    let faces = v.find_faces(&img)?;
+    let chips = faces.iter().map(|f| v.chip(&img, f)).collect::<Result<Vec<_>, _>>()?;
     Ok(Prepared::Photo(faces, chips))
 }
 
@@ -59,10 +60,10 @@ pub fn run(g: &GlobalOpts, a: EmbedArgs) -> Result<Outcome> {
         &inputs,
         64,
         &bar,
-        |p| prepare(&v, p, a.chip, a.detect),
+        |p| prepare(&v, p, a.chip),
         |chunk, prepared| {
             // One batched forward pass for all the chips of this chunk.
-            let chips: Vec<RgbImage> = prepared
+            let chips: Vec<AlignedChip> = prepared
                 .iter()
                 .flat_map(|r| match r {
                     Ok(Prepared::Chip(c)) => vec![c.clone()],
@@ -73,7 +74,7 @@ pub fn run(g: &GlobalOpts, a: EmbedArgs) -> Result<Outcome> {
             let mut embeddings = v.embed_chips(&chips)?.into_iter();
             for (p, r) in chunk.iter().zip(prepared) {
                 match r {
-                    Ok(Prepared::Chip(_)) => json_line(&json!({ "path": p, "embedding": embeddings.next().unwrap() })),
+                    Ok(Prepared::Chip(_)) => json_line(&json!({ "path": path_text(p), "embedding": embeddings.next().unwrap() })),
                     Ok(Prepared::Photo(faces, _)) => {
                         let faces: Vec<_> = faces
                             .iter()
@@ -83,11 +84,11 @@ pub fn run(g: &GlobalOpts, a: EmbedArgs) -> Result<Outcome> {
                                 j
                             })
                             .collect();
-                        json_line(&json!({ "path": p, "faces": faces }))
+                        json_line(&json!({ "path": path_text(p), "faces": faces }))
                     }
                     Err(e) => {
                         failed = true;
-                        bar.suspend(|| report_error(p, &format!("{e:#}")));
+                        bar.suspend(|| report_error(p, &error_text(&e), true));
                     }
                 }
             }

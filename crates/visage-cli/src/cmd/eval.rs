@@ -27,6 +27,8 @@ pub enum EvalCommand {
         pairs: PathBuf,
         #[command(flatten)]
         opts: EvalOpts,
+        #[command(flatten)]
+        out: PairOpts,
     },
     /// Open-set identification on a folder per person: people with 2+ photos are enrolled from
     /// their first photo and probed with the others; people with one photo are never enrolled.
@@ -35,8 +37,8 @@ pub enum EvalCommand {
         /// Folder with one sub-folder of photos per person (e.g. LFW's images).
         #[arg(long, value_name = "DIR")]
         images: PathBuf,
-        /// Identification threshold.
-        #[arg(long, default_value_t = 0.6)]
+        /// Identification threshold: a face is named when its nearest enrolled person is closer.
+        #[arg(long, default_value_t = 0.6, allow_negative_numbers = true, value_parser = crate::args::threshold)]
         threshold: f64,
         #[command(flatten)]
         opts: EvalOpts,
@@ -46,12 +48,38 @@ pub enum EvalCommand {
         /// The pair list.
         #[arg(long, value_name = "FILE")]
         pairs: PathBuf,
-        /// Folds (pairs are dealt into them class by class).
+        /// Folds (pairs are dealt into them class by class; each fold needs at least one
+        /// same-person and one different-people pair).
         #[arg(long, default_value_t = 10)]
         folds: usize,
         #[command(flatten)]
         opts: EvalOpts,
+        #[command(flatten)]
+        out: PairOpts,
     },
+}
+
+impl EvalCommand {
+    /// Whether `--json` was given.
+    pub fn json(&self) -> bool {
+        match self {
+            EvalCommand::Lfw { opts, .. } | EvalCommand::Identify { opts, .. } | EvalCommand::Pairs { opts, .. } => opts.json,
+        }
+    }
+}
+
+/// Options of the pair protocol (`eval lfw`, `eval pairs`).
+#[derive(Args)]
+pub struct PairOpts {
+    /// The false-accept rate VAL (TAR) is reported at, in (0, 1).
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true, value_parser = crate::args::rate)]
+    pub far: f64,
+    /// Draw the ROC curve and the distance histograms (.png or .svg).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Write every pair's distance (TSV: a, b, same, fold, distance, a detected, b detected).
+    #[arg(long, value_name = "FILE")]
+    pub scores: Option<PathBuf>,
 }
 
 /// Options shared by the evaluations.
@@ -63,26 +91,18 @@ pub struct EvalOpts {
     /// Test-time augmentation: average each embedding with that of the mirrored chip.
     #[arg(long)]
     pub flip: bool,
-    /// Test-time augmentation: average N jittered copies of each chip (dlib's 99.38% uses 100).
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    /// Test-time augmentation: average N jittered copies of each chip (dlib's 99.38% uses 100;
+    /// at most 1000).
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = crate::args::jitter)]
     pub jitter: u32,
     /// Landmarks used for alignment: 5 (the default pipeline) or 68 (dlib's 68-point model,
     /// as dlib's own LFW tests used; `visage models fetch --all` installs it; its training
     /// data forbids commercial use).
     #[arg(long, default_value_t = 5, value_parser = parse_landmarks)]
     pub landmarks: u32,
-    /// The false-accept rate VAL (TAR) is reported at.
-    #[arg(long, default_value_t = 1e-3)]
-    pub far: f64,
     /// Print JSON instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// Draw the ROC curve and the distance histograms (.png or .svg).
-    #[arg(long, value_name = "FILE")]
-    pub plot: Option<PathBuf>,
-    /// Write every pair's distance (TSV: a, b, same, fold, distance, a detected, b detected).
-    #[arg(long, value_name = "FILE")]
-    pub scores: Option<PathBuf>,
     /// Embedding cache folder [default: $XDG_CACHE_HOME/visage/eval].
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
     pub cache: Option<PathBuf>,
@@ -97,14 +117,11 @@ fn embed_photos(
     o: &EvalOpts,
     photos: &[PathBuf],
 ) -> Result<(std::collections::HashMap<PathBuf, visage_eval::embed::Embedded>, visage_eval::embed::EmbedStats)> {
-    let mut v = g.visage()?;
-    if o.landmarks == 68 {
-        let store = g.store()?;
-        let bytes = store
-            .read_verified(visage::ModelFile::ShapePredictor68)
-            .context("the 68-point model (install it with `visage models fetch --all`)")?;
-        v = v.with_shape_predictor(visage::ShapePredictor::parse(&bytes)?);
-    }
+    let v = if o.landmarks == 68 {
+        g.visage_with(visage::LandmarkScheme::Dlib68).context("the 68-point model (install it with `visage models fetch --all`)")?
+    } else {
+        g.visage()?
+    };
     let options = EmbedOptions { upsample: g.upsample, flip: o.flip, jitter: o.jitter, landmarks: o.landmarks };
     let cache_dir = if o.no_cache { None } else { o.cache.clone().or_else(|| dirs::cache_dir().map(|d| d.join("visage").join("eval"))) };
     let embedder = EvalEmbedder::new(&v, options, cache_dir.as_deref(), visage_gallery::DLIB_MODEL_ID);
@@ -115,7 +132,9 @@ fn embed_photos(
 }
 
 fn identify(g: &GlobalOpts, images: &std::path::Path, threshold: f64, o: EvalOpts) -> Result<Outcome> {
-    let split = visage_eval::openset::split(images).with_context(|| format!("{}: cannot read", images.display()))?;
+    let scan = crate::inputs::people(images)?;
+    scan.warn_unused(images, false);
+    let split = visage_eval::openset::split(&scan.people);
     if split.gallery.is_empty() || split.unknown.is_empty() {
         bail!("{}: need people with 2+ photos (enrolled) and people with 1 photo (never enrolled)", images.display());
     }
@@ -176,18 +195,22 @@ fn parse_landmarks(s: &str) -> Result<u32, String> {
 }
 
 pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
-    let (label, pairs, folds, o) = match c {
+    let (label, pairs, folds, o, po) = match c {
         EvalCommand::Identify { images, threshold, opts } => return identify(g, &images, threshold, opts),
-        EvalCommand::Lfw { images, pairs, opts } => {
+        EvalCommand::Lfw { images, pairs, opts, out } => {
             if !images.is_dir() {
                 bail!("{}: not a folder (--images is LFW's image folder)", images.display());
             }
             let p = parse_lfw(&pairs, &images)?;
             let folds = p.iter().map(|x| x.fold).max().unwrap_or(0) + 1;
-            (format!("LFW {}", pairs.file_name().unwrap_or_default().to_string_lossy()), p, folds, opts)
+            (format!("LFW {}", pairs.file_name().unwrap_or_default().to_string_lossy()), p, folds, opts, out)
         }
-        EvalCommand::Pairs { pairs, folds, opts } => (pairs.display().to_string(), parse_generic(&pairs, folds)?, folds, opts),
+        EvalCommand::Pairs { pairs, folds, opts, out } => (pairs.display().to_string(), parse_generic(&pairs, folds)?, folds, opts, out),
     };
+    // Refuse what would fail only after the (long) embedding: the plot's format, the folds.
+    if let Some(p) = &po.plot {
+        plot::check_path(p).map_err(anyhow::Error::msg)?;
+    }
     if folds < 2 {
         bail!(
             "the protocol needs at least 2 folds (this pair file has {folds}); thresholds are never chosen on the pairs they are tested on"
@@ -197,6 +220,7 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
     if ng == 0 || ni == 0 {
         bail!("need both same-person and different-people pairs ({ng} and {ni} found)");
     }
+    visage_eval::pairs::check_folds(&pairs, folds)?;
     let photos: Vec<PathBuf> = pairs.iter().flat_map(|p| [p.a.clone(), p.b.clone()]).collect::<BTreeSet<_>>().into_iter().collect();
     let (emb, stats) = embed_photos(g, &o, &photos)?;
 
@@ -208,7 +232,7 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
             fold: *fold,
         })
         .collect();
-    if let Some(path) = &o.scores {
+    if let Some(path) = &po.scores {
         use visage_eval::embed::FaceSource::Detected;
         let mut tsv = String::from("a\tb\tsame\tfold\tdistance\ta_detected\tb_detected\n");
         for (p, s) in pairs.iter().zip(&scored) {
@@ -225,9 +249,16 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
         }
         std::fs::write(path, tsv).with_context(|| format!("writing {}", path.display()))?;
     }
-    let protocol = evaluate(&scored, folds, o.far);
+    let protocol = evaluate(&scored, folds, po.far);
     let all: Vec<(f64, bool)> = scored.iter().map(|s| (s.distance, s.same)).collect();
     let roc = roc::roc(&all).expect("both kinds of pairs");
+    // Rates are fractions: keep rounding noise (an AUC of 1.0000000000000002) inside [0, 1].
+    let (auc, eer) = (roc.auc.clamp(0.0, 1.0), roc.eer.clamp(0.0, 1.0));
+    // VAL's threshold is read off each training split's impostors: fewer than 1/FAR of them
+    // cannot resolve that rate (the threshold sits below the first impostor whatever FAR asked).
+    let train_impostors = (0..folds).map(|k| pairs.iter().filter(|p| !p.same && p.fold != k).count()).min().unwrap_or(0);
+    let needed = (1.0 / po.far).ceil() as usize;
+    let val_resolved = train_impostors >= needed;
     let rate = if stats.seconds > 0.0 { stats.computed as f64 / stats.seconds } else { 0.0 };
     let setup = format!(
         "metric {}, upsample {}, {} landmarks, flip {}, jitter {}",
@@ -247,8 +278,8 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
                 "photos": photos.len(), "embedded": stats.computed, "from_cache": stats.cached, "weak_detection": stats.weak, "not_detected": stats.fallback,
                 "seconds": stats.seconds, "photos_per_second": rate,
                 "accuracy_mean": protocol.accuracy_mean, "accuracy_std": protocol.accuracy_std, "threshold_mean": protocol.threshold_mean,
-                "auc": roc.auc, "eer": roc.eer, "eer_threshold": roc.eer_threshold,
-                "target_far": o.far, "val_mean": protocol.val_mean, "val_std": protocol.val_std, "far_mean": protocol.far_mean,
+                "auc": auc, "eer": eer, "eer_threshold": roc.eer_threshold,
+                "target_far": po.far, "val_resolved": val_resolved, "training_impostors": train_impostors, "val_mean": protocol.val_mean, "val_std": protocol.val_std, "far_mean": protocol.far_mean,
                 "per_fold": protocol.folds,
             })
         );
@@ -265,17 +296,24 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
             folds - 1
         );
         println!("threshold      {:.4}  (mean of the {folds} chosen thresholds)", protocol.threshold_mean);
-        println!("AUC            {:.5}", roc.auc);
-        println!("EER            {:.2}%  (at distance {:.4})", roc.eer * 100.0, roc.eer_threshold);
-        println!(
-            "VAL@FAR={:<6} {:.2}% +- {:.2}%  (FAR reached on the test folds: {:.4})",
-            o.far,
-            protocol.val_mean * 100.0,
-            protocol.val_std * 100.0,
-            protocol.far_mean
-        );
+        println!("AUC            {auc:.5}");
+        println!("EER            {:.2}%  (at distance {:.4})", eer * 100.0, roc.eer_threshold);
+        if !val_resolved {
+            println!(
+                "VAL@FAR={:<6} not measurable: each training split has only {train_impostors} different-people pairs, fewer than the {needed} (1/FAR) needed to resolve that rate",
+                po.far
+            );
+        } else {
+            println!(
+                "VAL@FAR={:<6} {:.2}% +- {:.2}%  (FAR reached on the test folds: {:.4})",
+                po.far,
+                protocol.val_mean * 100.0,
+                protocol.val_std * 100.0,
+                protocol.far_mean
+            );
+        }
     }
-    if let Some(path) = &o.plot {
+    if let Some(path) = &po.plot {
         let genuine: Vec<f64> = all.iter().filter(|p| p.1).map(|p| p.0).collect();
         let impostor: Vec<f64> = all.iter().filter(|p| !p.1).map(|p| p.0).collect();
         let fig = plot::Figure {
@@ -286,7 +324,7 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
             threshold: protocol.threshold_mean,
             metric: o.metric.name(),
         };
-        plot::write(path, &fig).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        plot::write(path, &fig).map_err(|e| anyhow::anyhow!("writing the plot {}: {e}", path.display()))?;
         if !o.json {
             eprintln!("plot written to {}", path.display());
         }

@@ -46,6 +46,7 @@ pub struct Photo {
 
 /// Reads a photo (within the file-size limit) and hashes it.
 pub fn read_photo(v: &Visage, path: &Path) -> Result<Photo> {
+    crate::inputs::check_file(path)?;
     let what = || format!("{}: cannot read", path.display());
     let size = std::fs::metadata(path).with_context(what)?.len();
     if size > v.limits().max_file_bytes {
@@ -60,6 +61,7 @@ pub fn read_photo(v: &Visage, path: &Path) -> Result<Photo> {
 
 /// The chosen face of the photo at `path` and its embedding, or why there is none.
 pub fn one_face(v: &Visage, path: &Path, choice: FaceChoice) -> Result<std::result::Result<(Face, Vec<f32>), Refusal>> {
+    crate::inputs::check_file(path)?;
     one_face_in(v, &v.load_image(path)?, path, choice)
 }
 
@@ -74,7 +76,7 @@ fn one_face_in(
     path: &Path,
     choice: FaceChoice,
 ) -> Result<std::result::Result<(Face, Vec<f32>), Refusal>> {
-    let mut faces = v.find_faces(img);
+    let mut faces = v.find_faces(img)?;
     let face = match (faces.len(), choice) {
         (0, _) => return Ok(Err(Refusal::NoFace)),
         (_, FaceChoice::Index(i)) => {
@@ -90,9 +92,25 @@ fn one_face_in(
             faces.swap_remove(i)
         }
     };
-    let chip = v.chip(img, &face);
+    let chip = v.chip(img, &face)?;
     let e = v.embed_chips(&[chip])?.remove(0);
     Ok(Ok((face, e)))
+}
+
+/// A photo's largest face, its embedding, and how many faces the photo has.
+pub type LargestFace = (Face, Vec<f32>, usize);
+
+/// The largest face of the photo at `path`, its embedding and how many faces the photo has
+/// (so that callers can warn that the others were ignored), or why there is none.
+pub fn largest_face(v: &Visage, path: &Path) -> Result<std::result::Result<LargestFace, Refusal>> {
+    crate::inputs::check_file(path)?;
+    let img = v.load_image(path)?;
+    let mut faces = v.find_faces(&img)?;
+    let n = faces.len();
+    let Some(i) = largest(&faces) else { return Ok(Err(Refusal::NoFace)) };
+    let face = faces.swap_remove(i);
+    let e = v.embed_chips(&[v.chip(&img, &face)?])?.remove(0);
+    Ok(Ok((face, e, n)))
 }
 
 /// The message for a refused photo.

@@ -2,10 +2,10 @@
 
 use super::faces::{one_face, one_face_of, read_photo, refusal_message, FaceChoice, Refusal};
 use crate::context::GlobalOpts;
-use crate::inputs::{expand, in_parallel_chunks, is_photo, progress};
-use crate::output::{json_line, report_error};
+use crate::inputs::{expand, in_parallel_chunks, progress};
+use crate::output::{error_text, json_line, path_text, report_error};
 use crate::Outcome;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use rayon::prelude::*;
 use serde_json::json;
@@ -89,7 +89,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "N")]
     pub face: Option<usize>,
     /// Match when the distance is below this [default: the gallery's threshold].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::args::threshold)]
     pub threshold: Option<f64>,
     /// Print JSON instead of a sentence.
     #[arg(long)]
@@ -106,7 +106,7 @@ pub struct IdentifyArgs {
     #[arg(long, default_value_t = 1, value_name = "K")]
     pub top: usize,
     /// A face is recognised when its nearest person is closer than this [default: the gallery's threshold].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::args::threshold)]
     pub threshold: Option<f64>,
     /// JSON lines (one per photo) instead of sentences.
     #[arg(long)]
@@ -116,8 +116,8 @@ pub struct IdentifyArgs {
 /// Arguments of `visage calibrate`.
 #[derive(Args)]
 pub struct CalibrateArgs {
-    /// Target false-accept rate: the fraction of different-people pairs allowed to match.
-    #[arg(long, default_value_t = 1e-3)]
+    /// Target false-accept rate: the fraction of different-people pairs allowed to match, in (0, 1).
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true, value_parser = crate::args::rate)]
     pub far: f64,
     /// Also use a labelled pair list (pathA<TAB>pathB<TAB>1 same / 0 different; paths relative to the file).
     #[arg(long, value_name = "FILE")]
@@ -141,7 +141,7 @@ pub fn info(g: &GlobalOpts) -> Result<Outcome> {
     let c = gal.contract();
     println!("gallery   {}", gal.path().display());
     println!("contract  {c}");
-    println!("threshold {}", gal.threshold()?);
+    println!("threshold {:.4}", gal.threshold()?);
     println!("subjects  {s}");
     println!("templates {t}");
     Ok(Outcome::Ok)
@@ -174,19 +174,19 @@ pub fn enroll(g: &GlobalOpts, a: EnrollArgs) -> Result<Outcome> {
                 });
             }
             Ok((_, Err(refusal))) => refused.push(refusal_message(p, &refusal)),
-            Err(e) => refused.push(format!("{e:#}")),
+            Err(e) => refused.push(crate::output::error_text(&e)),
         }
     }
     if !refused.is_empty() {
         for r in &refused {
             eprintln!("visage: {r}");
         }
-        bail!("nothing enrolled for {:?}: {} of {} photo(s) refused", a.name, refused.len(), photos.len());
+        bail!("nothing enrolled for \"{}\": {} of {} photo(s) refused", a.name, refused.len(), photos.len());
     }
     let gal = open(g, Some(a.metric))?;
     let out = gal.enroll(&a.name, a.meta.as_deref(), &templates)?;
     eprintln!(
-        "enrolled {:?}: {} new template(s){}",
+        "enrolled \"{}\": {} new template(s){}",
         a.name,
         out.added,
         if out.already > 0 { format!(", {} already enrolled", out.already) } else { String::new() }
@@ -196,21 +196,14 @@ pub fn enroll(g: &GlobalOpts, a: EnrollArgs) -> Result<Outcome> {
 
 pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
     let mut jobs: Vec<(String, PathBuf)> = Vec::new();
-    let mut people: Vec<PathBuf> = std::fs::read_dir(&a.dir)
-        .with_context(|| format!("{}: cannot read folder", a.dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    people.sort();
+    let scan = crate::inputs::people(&a.dir)?;
+    scan.warn_unused(&a.dir, false);
+    let people = &scan.people;
     if people.is_empty() {
-        bail!("{}: no sub-folders; enroll-dir expects one folder of photos per person", a.dir.display());
+        bail!("{}: no sub-folders with photos; enroll-dir expects one folder of photos per person", a.dir.display());
     }
-    for person in &people {
-        let name = person.file_name().unwrap().to_string_lossy().into_owned();
-        let mut photos: Vec<PathBuf> =
-            std::fs::read_dir(person)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_photo(p)).collect();
-        photos.sort();
-        jobs.extend(photos.into_iter().map(|p| (name.clone(), p)));
+    for (name, photos) in people {
+        jobs.extend(photos.iter().map(|p| (name.clone(), p.clone())));
     }
     let v = g.visage()?;
     let gal = open(g, Some(a.metric))?;
@@ -245,7 +238,7 @@ pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
                 }
                 Ok(Some((_, Err(Refusal::NoFace)))) => no_face.push(p.clone()),
                 Ok(Some((_, Err(Refusal::SeveralFaces(_))))) => several.push(p.clone()),
-                Err(e) => failed.push(format!("{e:#}")),
+                Err(e) => failed.push(crate::output::error_text(&e)),
             }
         }
         Ok(())
@@ -297,7 +290,7 @@ pub fn subjects(g: &GlobalOpts, c: SubjectsCommand) -> Result<Outcome> {
         }
         SubjectsCommand::Rename { old, new } => {
             gal.rename(&old, &new)?;
-            eprintln!("renamed {old:?} to {new:?}");
+            eprintln!("renamed \"{old}\" to \"{new}\"");
         }
         SubjectsCommand::Remove { name } => return forget(g, &name),
         SubjectsCommand::Meta { name, json } => gal.set_metadata(&name, &json)?,
@@ -332,7 +325,7 @@ pub fn verify(g: &GlobalOpts, a: VerifyArgs) -> Result<Outcome> {
     if a.json {
         println!(
             "{}",
-            json!({"name": a.name, "photo": a.photo, "match": matched, "distance": d, "threshold": threshold, "metric": metric.name()})
+            json!({"name": a.name, "photo": path_text(&a.photo), "match": matched, "distance": d, "threshold": threshold, "metric": metric.name()})
         );
     } else if matched {
         println!("match: {} ({metric} distance {d:.4} < threshold {threshold:.4})", a.name);
@@ -352,7 +345,10 @@ pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
     let v = g.visage()?;
     let bar = progress(photos.len(), "identifying", g.quiet);
     let mut failed = false;
-    let analyse = |p: &PathBuf| -> Result<_> { Ok(v.analyze(&v.load_image(p)?)?) };
+    let analyse = |p: &PathBuf| -> Result<_> {
+        crate::inputs::check_file(p)?;
+        Ok(v.analyze(&v.load_image(p)?)?)
+    };
     in_parallel_chunks(&photos, 32, &bar, analyse, |chunk, analysed| {
         for (p, r) in chunk.iter().zip(analysed) {
             match r.and_then(|faces| {
@@ -362,9 +358,13 @@ pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
                         let c = gal.search(&f.embedding, a.top.max(1))?;
                         let best = c.first().filter(|m| (m.distance as f64) < threshold);
                         let b = f.face.rect;
+                        // "decision" says whether anyone matched; "name" is null for nobody, so
+                        // no enrolled name (not even "unknown") can pass for a stranger.
                         Ok(json!({
                             "box": [b.left, b.top, b.right, b.bottom],
-                            "name": best.map_or("unknown", |m| m.name.as_str()),
+                            "decision": if best.is_some() { "match" } else { "unknown" },
+                            "name": best.map(|m| m.name.as_str()),
+                            "nearest": c.first().map(|m| m.name.as_str()),
                             "distance": c.first().map(|m| m.distance),
                             "threshold": threshold,
                             "candidates": c.iter().take(a.top).collect::<Vec<_>>(),
@@ -372,11 +372,11 @@ pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
                     })
                     .collect::<Result<Vec<_>>>()
             }) {
-                Ok(faces) if a.json => json_line(&json!({"path": p, "faces": faces})),
+                Ok(faces) if a.json => json_line(&json!({"path": path_text(p), "faces": faces})),
                 Ok(faces) => bar.suspend(|| print_identified(p, &faces, a.top)),
                 Err(e) => {
                     failed = true;
-                    bar.suspend(|| report_error(p, &format!("{e:#}")));
+                    bar.suspend(|| report_error(p, &error_text(&e), a.json));
                 }
             }
         }
@@ -385,7 +385,8 @@ pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
     Ok(if failed { Outcome::PartialFailure } else { Outcome::Ok })
 }
 
-/// One sentence per face: `photo face i [l,t,r,b]: name (distance)` or `unknown (nearest ...)`.
+/// One sentence per face: `photo face i [l,t,r,b]: name (distance d < threshold)` or
+/// `no match: nobody closer than threshold (nearest: name d)`; numbers are distances (lower is closer).
 fn print_identified(path: &Path, faces: &[serde_json::Value], top: usize) {
     if faces.is_empty() {
         println!("{}: no face found", path.display());
@@ -399,13 +400,13 @@ fn print_identified(path: &Path, faces: &[serde_json::Value], top: usize) {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let who = match f["name"].as_str() {
-            Some("unknown") if cands.is_empty() => "unknown (the gallery is empty)".to_string(),
-            Some("unknown") => format!("unknown (nearest: {})", list(&cands[..1])),
-            Some(name) => format!("{name} ({:.3})", f["distance"].as_f64().unwrap_or(f64::NAN)),
-            None => "?".into(),
+        let threshold = f["threshold"].as_f64().unwrap_or(f64::NAN);
+        let who = match (f["decision"].as_str(), f["name"].as_str()) {
+            (Some("match"), Some(name)) => format!("{name} (distance {:.3} < {threshold:.3})", f["distance"].as_f64().unwrap_or(f64::NAN)),
+            _ if cands.is_empty() => "no match (the gallery is empty)".to_string(),
+            _ => format!("no match: nobody closer than {threshold:.3} (nearest: {})", list(&cands[..1])),
         };
-        let more = if top > 1 && cands.len() > 1 { format!("  candidates: {}", list(&cands)) } else { String::new() };
+        let more = if top > 1 && cands.len() > 1 { format!("  candidates by distance: {}", list(&cands)) } else { String::new() };
         println!("{} face {i} [{},{},{},{}]: {who}{more}", path.display(), b[0], b[1], b[2], b[3]);
     }
 }
@@ -447,7 +448,7 @@ pub fn calibrate_cmd(g: &GlobalOpts, a: CalibrateArgs) -> Result<Outcome> {
                 Ok((d, false)) => impostor.push(d),
                 Err(e) => {
                     skipped += 1;
-                    tracing::warn!("{e:#}");
+                    tracing::warn!("{}", crate::output::error_text(&e));
                 }
             }
         }
@@ -462,8 +463,13 @@ pub fn calibrate_cmd(g: &GlobalOpts, a: CalibrateArgs) -> Result<Outcome> {
             impostor.len()
         );
     };
+    // A FAR of 1/N needs N impostor pairs to be seen at all: with fewer, the threshold is
+    // simply below the closest impostor pair, whatever rate was asked for.
+    let needed = (1.0 / a.far).ceil() as usize;
     if a.json {
-        println!("{}", serde_json::to_string(&c)?);
+        let mut v = serde_json::to_value(&c)?;
+        v["far_resolved"] = json!(c.impostor >= needed);
+        println!("{v}");
     } else {
         println!(
             "pairs          {} genuine, {} impostor ({} / {} from the gallery)",
@@ -479,6 +485,12 @@ pub fn calibrate_cmd(g: &GlobalOpts, a: CalibrateArgs) -> Result<Outcome> {
         );
         println!("at threshold   FAR {:.5}, TAR {:.4}", c.far, c.tar);
         println!("EER            {:.4} at threshold {:.4}", c.eer, c.eer_threshold);
+    }
+    if c.impostor < needed {
+        eprintln!(
+            "warning: only {} impostor (different-people) pairs: too few to resolve FAR <= {} (that needs at least {needed}); the threshold is not reliable for that rate",
+            c.impostor, a.far
+        );
     }
     if a.store {
         gal.set_threshold(c.threshold)?;

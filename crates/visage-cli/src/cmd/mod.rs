@@ -22,9 +22,11 @@ pub fn face_json(f: &Face) -> Value {
         "detection": r(f.detection),
         "landmarks": f.landmarks.iter().map(|p| json!([p.x, p.y])).collect::<Vec<_>>(),
     });
-    if f.detector != usize::MAX {
+    if f.detector.name != "given" {
         v["score"] = json!(f.score);
-        v["detector"] = json!(f.detector);
+        if let Some(sub) = f.detector.sub {
+            v["detector"] = json!(sub);
+        }
     }
     v
 }

@@ -5,9 +5,9 @@
 //! without faces). Unlike face_recognition, which prints every known person within the
 //! tolerance, visage prints only the nearest one.
 
-use super::faces::{one_face, refusal_message, FaceChoice};
+use super::faces::{largest_face, refusal_message};
 use crate::context::GlobalOpts;
-use crate::inputs::{expand, in_parallel_chunks, is_photo, progress};
+use crate::inputs::{expand, in_parallel_chunks, progress};
 use crate::Outcome;
 use anyhow::{bail, Result};
 use clap::Args;
@@ -23,8 +23,8 @@ pub struct RecognizeArgs {
     /// Photos (or a folder) to recognise.
     pub unknown: Vec<PathBuf>,
     /// Distance below which a face is a known person (face_recognition's tolerance).
-    #[arg(long, default_value_t = 0.6)]
-    pub tolerance: f32,
+    #[arg(long, default_value_t = 0.6, allow_negative_numbers = true, value_parser = crate::args::threshold)]
+    pub tolerance: f64,
     /// Append the distance to each line.
     #[arg(long)]
     pub show_distance: bool,
@@ -35,44 +35,43 @@ pub fn run(g: &GlobalOpts, a: RecognizeArgs) -> Result<Outcome> {
         bail!("give photos or a folder to recognise after the known folder");
     }
     let mut known: Vec<(String, PathBuf)> = Vec::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(&a.known)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", a.known.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for e in entries {
-        if e.is_dir() {
-            let name = e.file_name().unwrap().to_string_lossy().into_owned();
-            for p in expand(&[e])? {
-                known.push((name.clone(), p));
-            }
-        } else if is_photo(&e) {
-            known.push((e.file_stem().unwrap().to_string_lossy().into_owned(), e));
-        }
+    let scan = crate::inputs::people(&a.known)?;
+    scan.warn_unused(&a.known, true);
+    for p in &scan.loose {
+        known.push((p.file_stem().unwrap_or_default().to_string_lossy().into_owned(), p.clone()));
+    }
+    for (name, photos) in &scan.people {
+        known.extend(photos.iter().map(|p| (name.clone(), p.clone())));
     }
     if known.is_empty() {
         bail!("{}: no photos of known people", a.known.display());
     }
     let v = g.visage()?;
-    let embedded: Vec<_> = known.par_iter().map(|(n, p)| (n, p, one_face(&v, p, FaceChoice::Largest))).collect();
+    let embedded: Vec<_> = known.par_iter().map(|(n, p)| (n, p, largest_face(&v, p))).collect();
     let mut names: Vec<String> = Vec::new();
     let mut index = SearchIndex::new(visage::Metric::L2, 128);
     for (name, p, r) in embedded {
         match r {
-            Ok(Ok((_, e))) => {
+            Ok(Ok((_, e, faces))) => {
+                if faces > 1 {
+                    tracing::warn!("{}: {faces} faces found in this known photo; only the largest is used for {name}", p.display());
+                }
                 if names.last() != Some(name) {
                     names.push(name.clone());
                 }
                 index.push((names.len() - 1) as u32, &e);
             }
-            Ok(Err(refusal)) => eprintln!("WARNING: {} -- ignoring this known photo", refusal_message(p, &refusal)),
-            Err(e) => eprintln!("WARNING: {e:#} -- ignoring this known photo"),
+            Ok(Err(refusal)) => tracing::warn!("{}; ignoring this known photo", refusal_message(p, &refusal)),
+            Err(e) => tracing::warn!("{}; ignoring this known photo", crate::output::error_text(&e)),
         }
     }
     let photos = expand(&a.unknown)?;
     let bar = progress(photos.len(), "recognising", g.quiet);
     let mut failed = false;
-    let analyse = |p: &PathBuf| -> Result<_> { Ok(v.analyze(&v.load_image(p)?)?) };
+    let analyse = |p: &PathBuf| -> Result<_> {
+        crate::inputs::check_file(p)?;
+        Ok(v.analyze(&v.load_image(p)?)?)
+    };
     in_parallel_chunks(&photos, 32, &bar, analyse, |chunk, results| {
         for (p, r) in chunk.iter().zip(results) {
             match r {
@@ -83,7 +82,7 @@ pub fn run(g: &GlobalOpts, a: RecognizeArgs) -> Result<Outcome> {
                     for f in faces {
                         let best = index.search_exact(&f.embedding, 1);
                         let (name, d) = match best.first() {
-                            Some(c) if c.distance < a.tolerance => (names[c.subject as usize].as_str(), Some(c.distance)),
+                            Some(c) if (c.distance as f64) < a.tolerance => (names[c.subject as usize].as_str(), Some(c.distance)),
                             _ => ("unknown_person", None),
                         };
                         bar.suspend(|| {
@@ -97,7 +96,7 @@ pub fn run(g: &GlobalOpts, a: RecognizeArgs) -> Result<Outcome> {
                 }
                 Err(e) => {
                     failed = true;
-                    bar.suspend(|| eprintln!("visage: {e:#}"));
+                    bar.suspend(|| eprintln!("visage: {}", crate::output::error_text(&e)));
                 }
             }
         }
