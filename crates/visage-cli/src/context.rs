@@ -26,12 +26,14 @@ pub struct GlobalOpts {
     /// The gallery file [default: $XDG_DATA_HOME/visage/gallery.db].
     #[arg(long, global = true, help_heading = GALLERY, env = "VISAGE_GALLERY", value_name = "FILE")]
     pub gallery: Option<PathBuf>,
-    /// Refuse photos with more pixels than this (checked before decoding).
+    /// Refuse photos with more pixels than this: checked from the header before decoding, and
+    /// again on the pixels the detector processes after upsampling (4x per step).
     #[arg(long, global = true, help_heading = PHOTOS, env = "VISAGE_MAX_PIXELS", default_value_t = ImageLimits::DEFAULT.max_pixels)]
     pub max_pixels: u64,
     /// Times a photo is doubled before detection: 0 finds faces from ~80 px, 1 from ~40 px
-    /// (face_recognition's default), 2 from ~20 px (slower).
-    #[arg(long, global = true, help_heading = PHOTOS, default_value_t = 1, value_name = "N")]
+    /// (face_recognition's default), 2 from ~20 px (slower); at most 8.
+    #[arg(long, global = true, help_heading = PHOTOS, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=visage::HogDetector::MAX_UPSAMPLE as i64))]
     pub upsample: u32,
     /// Worker threads [default: all cores].
     #[arg(long, global = true, help_heading = GLOBAL, env = "VISAGE_THREADS", value_name = "N")]

@@ -97,7 +97,7 @@ type FacesAndChips = (Vec<Face>, Vec<AlignedChip>);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Times photos are doubled before detection (0 finds faces of 80 px and more, 1 of 40 px,
-    /// 2 of 20 px), at most [`visage_detect::hog::MAX_UPSAMPLE`].
+    /// 2 of 20 px), at most [`HogDetector::MAX_UPSAMPLE`].
     pub upsample: u32,
     /// Landmarks to align on: dlib's 5-point model (default) or its 68-point model.
     pub landmarks: LandmarkScheme,

@@ -23,8 +23,7 @@ pub struct HogDetector {
     simd: bool,
 }
 
-/// The largest `--upsample` accepted: each step doubles both sides (16x the pixels at 2^2).
-pub const MAX_UPSAMPLE: u32 = 8;
+
 
 impl Default for HogDetector {
     fn default() -> Self {
@@ -33,6 +32,10 @@ impl Default for HogDetector {
 }
 
 impl HogDetector {
+    /// The most upsampling steps accepted (each doubles both sides: 4^8 = 65536 times the
+    /// pixels); more is clamped to this.
+    pub const MAX_UPSAMPLE: u32 = 8;
+
     /// dlib's frontal detector with face_recognition's defaults (upsample 1, threshold 0).
     pub fn new() -> Self {
         Self { model: HogModel::frontal(), upsample: 1, adjust_threshold: 0.0, simd: fhog::avx2_available() }
@@ -49,7 +52,7 @@ impl HogDetector {
     /// Sets how many times the photo is doubled before scanning (finds faces down to ~40 px
     /// at 1, ~20 px at 2; each step costs about 4x the time).
     pub fn with_upsample(mut self, upsample: u32) -> Self {
-        self.upsample = upsample.min(MAX_UPSAMPLE);
+        self.upsample = upsample.min(Self::MAX_UPSAMPLE);
         self
     }
 
@@ -71,7 +74,7 @@ impl HogDetector {
 
     /// dlib's `run(img, upsample, adjust_threshold)`: raw detections in descending confidence.
     pub fn run(&self, img: &RgbImage, upsample: u32, adjust_threshold: f64) -> Vec<Detection> {
-        let upsample = upsample.min(MAX_UPSAMPLE);
+        let upsample = upsample.min(Self::MAX_UPSAMPLE);
         let simd = self.simd;
         let mut work: Cow<RgbImage> = Cow::Borrowed(img);
         for _ in 0..upsample {

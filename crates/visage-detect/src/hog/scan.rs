@@ -110,6 +110,10 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     /// dlib's 8-lane sum: (p0+p3+p6+p9) + ((p1+p4+p7) + (p2+p5+p8)).
+    ///
+    /// # Safety
+    /// Only called from the `avx2`-enabled functions below, which run only where AVX2 was
+    /// detected.
     #[inline(always)]
     unsafe fn sum(p: &[__m256; FILTER]) -> __m256 {
         let a = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(p[0], p[3]), p[6]), p[9]);
