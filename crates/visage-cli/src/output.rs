@@ -51,3 +51,9 @@ pub fn error_text(e: &anyhow::Error) -> String {
 pub fn f32_as_decimal(x: f32) -> f64 {
     x.to_string().parse().unwrap_or(x as f64)
 }
+
+/// An embedding for JSON: each `f32` by its shortest decimal form (see [`f32_as_decimal`]),
+/// so that it reads back as the same `f32` without `f64` widening noise.
+pub fn f32s_as_decimal(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f32_as_decimal(x)).collect()
+}

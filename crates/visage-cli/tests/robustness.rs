@@ -293,3 +293,75 @@ fn enroll_dir_says_what_it_does_not_read() {
     assert!(e.contains("1 nested folder(s) skipped") && e.contains("holiday"), "{e}");
     assert!(e.contains("1 photo(s) directly in") && e.contains("loose.png"), "{e}");
 }
+
+fn lfw_photo(lfw: &Path, person: &str, n: usize) -> String {
+    lfw.join(person).join(format!("{person}_{n:04}.jpg")).to_string_lossy().into_owned()
+}
+
+#[test]
+fn identify_says_no_match_unambiguously_and_keeps_errors_off_text_stdout() {
+    let Some(data) = visage_testdata::data_dir("identify_says_no_match_unambiguously_and_keeps_errors_off_text_stdout") else { return };
+    let lfw = data.join("lfw/images");
+    let dir = tempfile::tempdir().unwrap();
+    let gal = dir.path().join("g.db");
+    let g = gal.to_str().unwrap();
+    let o = run(&["--gallery", g, "enroll", "Colin", &lfw_photo(&lfw, "Colin_Powell", 1)]);
+    assert!(o.status.success(), "{}", err(&o));
+    let bad = dir.path().join("bad.png");
+    std::fs::write(&bad, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let photos = [lfw_photo(&lfw, "Colin_Powell", 2), lfw_photo(&lfw, "Gerhard_Schroeder", 1), bad.to_string_lossy().into_owned()];
+    let mut args = vec!["--gallery", g, "identify"];
+    args.extend(photos.iter().map(String::as_str));
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(2), "one photo failed: {}", err(&o));
+    let text = out(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "one sentence per face, errors not on stdout: {text}");
+    assert!(lines[0].contains(": Colin (distance "), "{text}");
+    assert!(lines[1].contains(": no match: nobody closer than 0.600 (nearest: Colin "), "{text}");
+    assert!(err(&o).contains("bad.png"), "{}", err(&o));
+    // JSON: a decision no name can imitate, short numbers, and the error as an object.
+    args.push("--json");
+    let v = json_lines(&out(&run(&args)));
+    assert_eq!((v[0]["faces"][0]["decision"].as_str(), v[0]["faces"][0]["name"].as_str()), (Some("match"), Some("Colin")));
+    assert_eq!(v[1]["faces"][0]["decision"], "unknown");
+    assert!(v[1]["faces"][0]["name"].is_null() && v[1]["faces"][0]["nearest"] == "Colin", "{}", v[1]);
+    assert!(v[2]["error"].as_str().unwrap().contains("bad.png"), "{}", v[2]);
+    let d = v[1]["faces"][0]["distance"].to_string();
+    assert!(d.len() <= 11, "an f32 distance printed as f32, not {d}");
+}
+
+#[test]
+fn calibrate_says_when_the_sample_cannot_resolve_the_rate() {
+    let Some(data) = visage_testdata::data_dir("calibrate_says_when_the_sample_cannot_resolve_the_rate") else { return };
+    let lfw = data.join("lfw/images");
+    let dir = tempfile::tempdir().unwrap();
+    let gal = dir.path().join("g.db");
+    let g = gal.to_str().unwrap();
+    for person in ["Colin_Powell", "Tony_Blair", "George_W_Bush"] {
+        let o = run(&["--gallery", g, "enroll", person, &lfw_photo(&lfw, person, 1), &lfw_photo(&lfw, person, 2)]);
+        assert!(o.status.success(), "{}", err(&o));
+    }
+    let o = run(&["--gallery", g, "calibrate", "--far", "1e-3", "--store"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(err(&o).contains("only 12 impostor") && err(&o).contains("at least 1000"), "{}", err(&o));
+    let o = run(&["--gallery", g, "calibrate", "--json"]);
+    assert_eq!(json_lines(&out(&o))[0]["far_resolved"], false);
+    // The stored threshold is shown at reading precision.
+    let info = out(&run(&["--gallery", g, "gallery"]));
+    let t = info.lines().find(|l| l.starts_with("threshold")).unwrap();
+    assert_eq!(t.split_whitespace().nth(1).unwrap().len(), 6, "{t}");
+}
+
+#[test]
+fn recognize_warns_about_known_photos_with_several_faces() {
+    let Some(oracle) = visage_testdata::oracle_dir("recognize_warns_about_known_photos_with_several_faces") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("known");
+    std::fs::create_dir(&known).unwrap();
+    std::fs::copy(oracle.join("images/t1.jpg"), known.join("crowd.jpg")).unwrap();
+    let crowd = known.join("crowd.jpg");
+    let o = run(&[OsStr::new("recognize"), known.as_os_str(), crowd.as_os_str()]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(err(&o).contains("faces found in this known photo; only the largest is used for crowd"), "{}", err(&o));
+}

@@ -52,7 +52,7 @@ pub fn run(g: &GlobalOpts, a: CompareArgs) -> Result<Outcome> {
     if a.json {
         println!(
             "{}",
-            json!({"a": path_text(&a.a), "b": path_text(&a.b), "metric": a.metric.name(), "distance": d, "threshold": threshold, "same": same})
+            json!({"a": path_text(&a.a), "b": path_text(&a.b), "metric": a.metric.name(), "distance": crate::output::f32_as_decimal(d), "threshold": threshold, "same": same})
         );
     } else {
         let (word, op) = if same { ("same person", "<") } else { ("different people", ">=") };

@@ -2,7 +2,7 @@
 
 use crate::context::GlobalOpts;
 use crate::inputs::{expand, in_parallel_chunks, progress};
-use crate::output::{error_text, json_line, path_text, report_error};
+use crate::output::{error_text, f32s_as_decimal, json_line, path_text, report_error};
 use crate::Outcome;
 use anyhow::{bail, Result};
 use clap::Args;
@@ -74,13 +74,15 @@ pub fn run(g: &GlobalOpts, a: EmbedArgs) -> Result<Outcome> {
             let mut embeddings = v.embed_chips(&chips)?.into_iter();
             for (p, r) in chunk.iter().zip(prepared) {
                 match r {
-                    Ok(Prepared::Chip(_)) => json_line(&json!({ "path": path_text(p), "embedding": embeddings.next().unwrap() })),
+                    Ok(Prepared::Chip(_)) => {
+                        json_line(&json!({ "path": path_text(p), "embedding": f32s_as_decimal(&embeddings.next().unwrap()) }))
+                    }
                     Ok(Prepared::Photo(faces, _)) => {
                         let faces: Vec<_> = faces
                             .iter()
                             .map(|f| {
                                 let mut j = super::face_json(f);
-                                j["embedding"] = json!(embeddings.next().unwrap());
+                                j["embedding"] = json!(f32s_as_decimal(&embeddings.next().unwrap()));
                                 j
                             })
                             .collect();

@@ -37,9 +37,10 @@ pub enum EvalCommand {
         /// Folder with one sub-folder of photos per person (e.g. LFW's images).
         #[arg(long, value_name = "DIR")]
         images: PathBuf,
-        /// Identification threshold: a face is named when its nearest enrolled person is closer.
-        #[arg(long, default_value_t = 0.6, allow_negative_numbers = true, value_parser = crate::args::threshold)]
-        threshold: f64,
+        /// Identification threshold: a face is named when its nearest enrolled person is closer
+        /// [default: the model's threshold for the metric: 0.6 for l2].
+        #[arg(long, allow_negative_numbers = true, value_parser = crate::args::threshold)]
+        threshold: Option<f64>,
         #[command(flatten)]
         opts: EvalOpts,
     },
@@ -111,27 +112,32 @@ pub struct EvalOpts {
     pub no_cache: bool,
 }
 
+/// The pipeline the evaluation's options ask for.
+fn eval_visage(g: &GlobalOpts, o: &EvalOpts) -> Result<visage::Visage> {
+    if o.landmarks == 68 {
+        g.visage_with(visage::LandmarkScheme::Dlib68).context("the 68-point model (install it with `visage models fetch --all`)")
+    } else {
+        g.visage()
+    }
+}
+
 /// Embeds photos with the evaluation's options (and cache).
 fn embed_photos(
     g: &GlobalOpts,
+    v: &visage::Visage,
     o: &EvalOpts,
     photos: &[PathBuf],
 ) -> Result<(std::collections::HashMap<PathBuf, visage_eval::embed::Embedded>, visage_eval::embed::EmbedStats)> {
-    let v = if o.landmarks == 68 {
-        g.visage_with(visage::LandmarkScheme::Dlib68).context("the 68-point model (install it with `visage models fetch --all`)")?
-    } else {
-        g.visage()?
-    };
     let options = EmbedOptions { upsample: g.upsample, flip: o.flip, jitter: o.jitter, landmarks: o.landmarks };
     let cache_dir = if o.no_cache { None } else { o.cache.clone().or_else(|| dirs::cache_dir().map(|d| d.join("visage").join("eval"))) };
-    let embedder = EvalEmbedder::new(&v, options, cache_dir.as_deref(), visage_gallery::DLIB_MODEL_ID);
+    let embedder = EvalEmbedder::new(v, options, cache_dir.as_deref(), visage_gallery::DLIB_MODEL_ID);
     let bar = progress(photos.len(), "embedding", g.quiet || o.json);
     let r = embedder.embed_all(photos, &|| bar.inc(1)).context("embedding the evaluation photos")?;
     bar.finish_and_clear();
     Ok(r)
 }
 
-fn identify(g: &GlobalOpts, images: &std::path::Path, threshold: f64, o: EvalOpts) -> Result<Outcome> {
+fn identify(g: &GlobalOpts, images: &std::path::Path, threshold: Option<f64>, o: EvalOpts) -> Result<Outcome> {
     let scan = crate::inputs::people(images)?;
     scan.warn_unused(images, false);
     let split = visage_eval::openset::split(&scan.people);
@@ -145,7 +151,9 @@ fn identify(g: &GlobalOpts, images: &std::path::Path, threshold: f64, o: EvalOpt
         .chain(split.known.iter().map(|x| x.1.clone()))
         .chain(split.unknown.iter().cloned())
         .collect();
-    let (emb, stats) = embed_photos(g, &o, &photos)?;
+    let v = eval_visage(g, &o)?;
+    let threshold = threshold.unwrap_or_else(|| crate::output::f32_as_decimal(v.descriptor().threshold(o.metric)));
+    let (emb, stats) = embed_photos(g, &v, &o, &photos)?;
     let get = |p: &PathBuf| emb[p].embedding.clone();
     let gallery: Vec<(String, Vec<f32>)> = split.gallery.iter().map(|(n, p)| (n.clone(), get(p))).collect();
     let known: Vec<(String, Vec<f32>)> = split.known.iter().map(|(n, p)| (n.clone(), get(p))).collect();
@@ -222,7 +230,7 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
     }
     visage_eval::pairs::check_folds(&pairs, folds)?;
     let photos: Vec<PathBuf> = pairs.iter().flat_map(|p| [p.a.clone(), p.b.clone()]).collect::<BTreeSet<_>>().into_iter().collect();
-    let (emb, stats) = embed_photos(g, &o, &photos)?;
+    let (emb, stats) = embed_photos(g, &eval_visage(g, &o)?, &o, &photos)?;
 
     let scored: Vec<Scored> = pairs
         .iter()

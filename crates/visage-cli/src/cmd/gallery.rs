@@ -3,7 +3,7 @@
 use super::faces::{one_face, one_face_of, read_photo, refusal_message, FaceChoice, Refusal};
 use crate::context::GlobalOpts;
 use crate::inputs::{expand, in_parallel_chunks, progress};
-use crate::output::{error_text, json_line, path_text, report_error};
+use crate::output::{error_text, f32_as_decimal, json_line, path_text, report_error};
 use crate::Outcome;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
@@ -319,8 +319,10 @@ pub fn verify(g: &GlobalOpts, a: VerifyArgs) -> Result<Outcome> {
     let v = g.visage()?;
     let choice = FaceChoice::from_args(a.face, true);
     let (_, e) = one_face(&v, &a.photo, choice)?.map_err(|r| anyhow::anyhow!(refusal_message(&a.photo, &r)))?;
-    let d = gal.distance_to(&a.name, &e)? as f64;
-    let matched = d < threshold;
+    let d32 = gal.distance_to(&a.name, &e)?;
+    // Decided on the exact distance; printed by its shortest decimal form.
+    let matched = (d32 as f64) < threshold;
+    let d = f32_as_decimal(d32);
     let metric = gal.contract().metric;
     if a.json {
         println!(
@@ -365,9 +367,9 @@ pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
                             "decision": if best.is_some() { "match" } else { "unknown" },
                             "name": best.map(|m| m.name.as_str()),
                             "nearest": c.first().map(|m| m.name.as_str()),
-                            "distance": c.first().map(|m| m.distance),
+                            "distance": c.first().map(|m| f32_as_decimal(m.distance)),
                             "threshold": threshold,
-                            "candidates": c.iter().take(a.top).collect::<Vec<_>>(),
+                            "candidates": c.iter().take(a.top).map(|m| json!({"name": m.name, "distance": f32_as_decimal(m.distance)})).collect::<Vec<_>>(),
                         }))
                     })
                     .collect::<Result<Vec<_>>>()
