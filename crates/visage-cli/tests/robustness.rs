@@ -122,6 +122,10 @@ fn a_fifo_is_not_a_photo() {
     refused(&run(&[OsStr::new("detect"), fifo.as_os_str()]), "pipe.jpg: is a FIFO");
     refused(&run(&[OsStr::new("compare"), fifo.as_os_str(), fifo.as_os_str()]), "pipe.jpg: is a FIFO");
     refused(&run(&[OsStr::new("embed"), fifo.as_os_str()]), "pipe.jpg: is a FIFO");
+    // A pair list that is a FIFO.
+    let list = dir.path().join("pairs.tsv");
+    mkfifo(&list);
+    refused(&run(&[OsStr::new("eval"), OsStr::new("pairs"), OsStr::new("--pairs"), list.as_os_str()]), "pairs.tsv: is a FIFO");
     // In a folder: that file fails by name, the others are processed.
     let o = run(&[OsStr::new("detect"), OsStr::new("-q"), dir.path().as_os_str()]);
     refused(&o, "pipe.jpg: is a FIFO");

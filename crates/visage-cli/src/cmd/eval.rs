@@ -209,11 +209,15 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
             if !images.is_dir() {
                 bail!("{}: not a folder (--images is LFW's image folder)", images.display());
             }
+            crate::inputs::check_file(&pairs)?;
             let p = parse_lfw(&pairs, &images)?;
             let folds = p.iter().map(|x| x.fold).max().unwrap_or(0) + 1;
             (format!("LFW {}", pairs.file_name().unwrap_or_default().to_string_lossy()), p, folds, opts, out)
         }
-        EvalCommand::Pairs { pairs, folds, opts, out } => (pairs.display().to_string(), parse_generic(&pairs, folds)?, folds, opts, out),
+        EvalCommand::Pairs { pairs, folds, opts, out } => {
+            crate::inputs::check_file(&pairs)?;
+            (pairs.display().to_string(), parse_generic(&pairs, folds)?, folds, opts, out)
+        }
     };
     // Refuse what would fail only after the (long) embedding: the plot's format, the folds.
     if let Some(p) = &po.plot {

@@ -428,8 +428,13 @@ pub fn calibrate_cmd(g: &GlobalOpts, a: CalibrateArgs) -> Result<Outcome> {
     let (mut genuine, mut impostor) = calibrate::pair_distances(&items, metric, 2_000_000);
     let from_gallery = (genuine.len(), impostor.len());
     if let Some(file) = &a.pairs {
-        let pairs: Vec<(PathBuf, PathBuf, bool)> =
-            visage_eval::pairs::parse_generic(file, 1)?.into_iter().map(|p| (p.a, p.b, p.same)).collect();
+        let pairs: Vec<(PathBuf, PathBuf, bool)> = {
+            crate::inputs::check_file(file)?;
+            visage_eval::pairs::parse_generic(file, 1)?
+        }
+        .into_iter()
+        .map(|p| (p.a, p.b, p.same))
+        .collect();
         let v = g.visage()?;
         let bar = progress(pairs.len(), "embedding pairs", g.quiet);
         let d: Vec<Result<(f64, bool)>> = pairs
