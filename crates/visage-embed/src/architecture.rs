@@ -10,7 +10,8 @@
 use crate::descriptor::{DLIB_RESNET_CHIP, DLIB_RESNET_DIM};
 pub use visage_engine::{Affine, ConvWeights};
 use visage_engine::{Layer, Weights};
-use visage_models::{DlibReader, FormatError, Tensor};
+use visage_models::dnn::{read_layers, read_versions, Node, Parsed};
+use visage_models::{DlibReader, FormatError};
 
 /// One residual block: `relu(skip(x) + affine2(conv2(relu(affine1(conv1(x))))))`.
 ///
@@ -102,27 +103,6 @@ impl ResnetWeights {
 /// The residual stages: (number of blocks, channels, starts with a down block).
 const STAGES: [(usize, usize, bool); 5] = [(3, 32, false), (4, 64, true), (3, 128, true), (3, 256, true), (1, 256, true)];
 
-/// A node of the network in forward order, as dlib serializes it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Node {
-    Conv { filters: usize, kernel: usize, stride: usize },
-    Affine,
-    Relu,
-    MaxPool { size: usize, stride: usize },
-    AvgPool { size: usize, stride: usize },
-    AvgPoolAll,
-    AddPrev,
-    Tag,
-    Skip,
-    Fc { outputs: usize },
-}
-
-impl Node {
-    fn is_wrapper_only(self) -> bool {
-        matches!(self, Node::Tag | Node::Skip)
-    }
-}
-
 /// The forward sequence of the face ResNet (after the input layer).
 fn recipe() -> Vec<Node> {
     let mut v = vec![Node::Conv { filters: 32, kernel: 7, stride: 2 }, Node::Affine, Node::Relu, Node::MaxPool { size: 3, stride: 2 }];
@@ -148,14 +128,6 @@ fn recipe() -> Vec<Node> {
     v
 }
 
-/// What the parser produced for one computational node.
-enum Parsed {
-    Conv(ConvWeights),
-    Affine(Affine),
-    Fc { weights: Vec<f32>, inputs: usize, outputs: usize },
-    Other,
-}
-
 /// Parses `dlib_face_recognition_resnet_model_v1.dat`.
 pub fn parse_resnet(bytes: &[u8]) -> Result<ResnetWeights, FormatError> {
     let mut r = DlibReader::new(bytes, "dlib_face_recognition_resnet_model_v1.dat");
@@ -165,20 +137,7 @@ pub fn parse_resnet(bytes: &[u8]) -> Result<ResnetWeights, FormatError> {
     let distance_threshold = r.float()?;
 
     let nodes = recipe();
-    // One version integer per layer, outermost first.
-    let mut versions = vec![0i64; nodes.len()];
-    for i in (0..nodes.len()).rev() {
-        let v = r.int()?;
-        let ok = match (nodes[i].is_wrapper_only(), i) {
-            (true, _) => v == 1,
-            (false, 0) => v == 2 || v == 3,
-            (false, _) => v == 1 || v == 2,
-        };
-        if !ok {
-            return Err(r.error(format!("layer {i} ({:?}) has version {v}: not the dlib face ResNet-29", nodes[i])));
-        }
-        versions[i] = v;
-    }
+    let versions = read_versions(&mut r, &nodes)?;
 
     r.expect_tag(&["input_rgb_image_sized"])?;
     let input_mean = [r.float()?, r.float()?, r.float()?];
@@ -189,201 +148,9 @@ pub fn parse_resnet(bytes: &[u8]) -> Result<ResnetWeights, FormatError> {
         return Err(r.error(format!("input size {nr}x{nc}, expected {side}x{side}")));
     }
 
-    let mut parsed = Vec::new();
-    let mut in_channels = 3usize;
-    for (i, &node) in nodes.iter().enumerate() {
-        if node.is_wrapper_only() {
-            continue;
-        }
-        let p = parse_node(&mut r, node, &mut in_channels)?;
-        // Per-layer bookkeeping written by add_layer after the details.
-        for _ in 0..3 {
-            r.boolean()?;
-        }
-        skip_empty_tensor(&mut r)?; // x_grad
-        skip_empty_tensor(&mut r)?; // cached_output
-        if i == 0 {
-            skip_empty_tensor(&mut r)?; // grad_final
-            if versions[0] >= 3 {
-                r.int()?; // sample expansion factor
-            }
-        } else if versions[i] == 2 {
-            skip_empty_tensor(&mut r)?; // params_grad
-        }
-        parsed.push(p);
-    }
+    let parsed = read_layers(&mut r, &nodes, &versions, 3)?;
     r.expect_end()?;
     assemble(parsed, input_mean, loss_margin, distance_threshold).map_err(|m| r.error(m))
-}
-
-fn skip_empty_tensor(r: &mut DlibReader) -> Result<(), FormatError> {
-    let t = r.tensor()?;
-    if !t.is_empty() {
-        // Gradients saved with the model are harmless but unexpected; accept them.
-    }
-    Ok(())
-}
-
-fn parse_node(r: &mut DlibReader, node: Node, in_channels: &mut usize) -> Result<Parsed, FormatError> {
-    match node {
-        Node::Conv { filters, kernel, stride } => {
-            let tag = r.expect_tag(&["con_4", "con_5", "con_6"])?;
-            let params = r.tensor()?;
-            let n = r.size("num_filters", 1 << 16)?;
-            let nr = r.size("filter rows", 64)?;
-            let nc = r.size("filter cols", 64)?;
-            let sy = r.size("stride_y", 64)?;
-            let sx = r.size("stride_x", 64)?;
-            let py = r.size("padding_y", 64)?;
-            let px = r.size("padding_x", 64)?;
-            let _filters_alias = r.alias_tensor()?;
-            let _bias_alias = r.alias_tensor()?;
-            for _ in 0..4 {
-                r.float()?;
-            }
-            let mut use_bias = true;
-            if tag != "con_4" {
-                use_bias = r.boolean()?;
-            }
-            if tag == "con_6" {
-                r.boolean()?; // use_relu: never set in this model
-            }
-            let pad = if stride != 1 { 0 } else { kernel / 2 };
-            if (n, nr, nc, sy, sx, py, px) != (filters, kernel, kernel, stride, stride, pad, pad) {
-                return Err(r.error(format!(
-                    "convolution {n} {nr}x{nc} stride {sy}x{sx} pad {py}x{px}, expected {filters} {kernel}x{kernel} stride {stride} pad {pad}"
-                )));
-            }
-            let nw = filters * *in_channels * kernel * kernel;
-            let expected = nw + if use_bias { filters } else { 0 };
-            if params.len() != expected {
-                return Err(r.error(format!("convolution holds {} parameters, expected {expected}", params.len())));
-            }
-            let bias = if use_bias { params.data[nw..].to_vec() } else { vec![0.0; filters] };
-            let w = ConvWeights {
-                out_channels: filters,
-                in_channels: *in_channels,
-                kernel,
-                stride,
-                pad,
-                filters: params.data[..nw].to_vec(),
-                bias,
-            };
-            *in_channels = filters;
-            Ok(Parsed::Conv(w))
-        }
-        Node::Affine => {
-            let tag = r.expect_tag(&["affine_", "affine_2", "bn_con2"])?;
-            let affine = if tag == "bn_con2" { parse_bn_as_affine(r)? } else { parse_affine(r, &tag)? };
-            if affine.gamma.len() != *in_channels {
-                return Err(r.error(format!("affine over {} channels, expected {in_channels}", affine.gamma.len())));
-            }
-            Ok(Parsed::Affine(affine))
-        }
-        Node::Relu => {
-            let tag = r.expect_tag(&["relu_", "relu_2"])?;
-            if tag == "relu_2" && r.boolean()? {
-                return Err(r.error("disabled relu is not supported"));
-            }
-            Ok(Parsed::Other)
-        }
-        Node::MaxPool { size, stride } | Node::AvgPool { size, stride } => {
-            let want = if matches!(node, Node::MaxPool { .. }) { "max_pool_2" } else { "avg_pool_2" };
-            r.expect_tag(&[want])?;
-            check_pool(r, size, stride, 0)?;
-            Ok(Parsed::Other)
-        }
-        Node::AvgPoolAll => {
-            r.expect_tag(&["avg_pool_2"])?;
-            check_pool(r, 0, 1, 0)?;
-            Ok(Parsed::Other)
-        }
-        Node::AddPrev => {
-            r.expect_tag(&["add_prev_"])?;
-            Ok(Parsed::Other)
-        }
-        Node::Fc { outputs } => {
-            let tag = r.expect_tag(&["fc_2", "fc_3"])?;
-            let n_out = r.size("fc outputs", 1 << 16)?;
-            let n_in = r.size("fc inputs", 1 << 16)?;
-            let params: Tensor = r.tensor()?;
-            let _w = r.alias_tensor()?;
-            let _b = r.alias_tensor()?;
-            let bias_mode = r.int()?;
-            for _ in 0..4 {
-                r.float()?;
-            }
-            if tag == "fc_3" {
-                r.boolean()?;
-            }
-            if n_out != outputs || n_in != *in_channels || bias_mode != 1 || params.len() != n_in * n_out {
-                return Err(r.error(format!(
-                    "fc {n_in}->{n_out} (bias mode {bias_mode}, {} params), expected {in_channels}->{outputs} without bias",
-                    params.len()
-                )));
-            }
-            Ok(Parsed::Fc { weights: params.data, inputs: n_in, outputs: n_out })
-        }
-        Node::Tag | Node::Skip => unreachable!("wrappers carry no details"),
-    }
-}
-
-fn check_pool(r: &mut DlibReader, size: usize, stride: usize, pad: usize) -> Result<(), FormatError> {
-    let vals = [
-        r.size("pool rows", 1 << 16)?,
-        r.size("pool cols", 1 << 16)?,
-        r.size("pool stride_y", 1 << 16)?,
-        r.size("pool stride_x", 1 << 16)?,
-        r.size("pool padding_y", 1 << 16)?,
-        r.size("pool padding_x", 1 << 16)?,
-    ];
-    if vals != [size, size, stride, stride, pad, pad] {
-        return Err(r.error(format!("pool {vals:?}, expected {size}x{size} stride {stride} pad {pad}")));
-    }
-    Ok(())
-}
-
-fn parse_affine(r: &mut DlibReader, tag: &str) -> Result<Affine, FormatError> {
-    let params = r.tensor()?;
-    let g = r.alias_tensor()?;
-    let _b = r.alias_tensor()?;
-    let mode = r.int()?;
-    if tag == "affine_2" && r.boolean()? {
-        return Err(r.error("disabled affine layer is not supported"));
-    }
-    let k = g[1];
-    if mode != 0 || params.len() != 2 * k {
-        return Err(r.error(format!("affine mode {mode} with {} params for {k} channels", params.len())));
-    }
-    Ok(Affine { gamma: params.data[..k].to_vec(), beta: params.data[k..].to_vec() })
-}
-
-fn parse_bn_as_affine(r: &mut DlibReader) -> Result<Affine, FormatError> {
-    let params = r.tensor()?;
-    let _g = r.alias_tensor()?;
-    let _b = r.alias_tensor()?;
-    let _means = r.tensor()?;
-    let _invstds = r.tensor()?;
-    let running_means = r.tensor()?;
-    let running_vars = r.tensor()?;
-    r.int()?; // num_updates
-    r.int()?; // running_stats_window_size
-    for _ in 0..4 {
-        r.float()?;
-    }
-    let eps = r.float()?;
-    let k = running_means.len();
-    if params.len() != 2 * k || running_vars.len() != k {
-        return Err(r.error("batch-norm parameter sizes disagree"));
-    }
-    let mut gamma = Vec::with_capacity(k);
-    let mut beta = Vec::with_capacity(k);
-    for c in 0..k {
-        let g = params.data[c] / (running_vars.data[c] + eps).sqrt();
-        gamma.push(g);
-        beta.push(params.data[k + c] - g * running_means.data[c]);
-    }
-    Ok(Affine { gamma, beta })
 }
 
 fn assemble(parsed: Vec<Parsed>, input_mean: [f32; 3], loss_margin: f32, distance_threshold: f32) -> Result<ResnetWeights, String> {
