@@ -10,40 +10,82 @@ fn dirs_data() -> Option<PathBuf> {
     ModelStore::default_dir().and_then(|m| m.parent().and_then(|v| v.parent()).map(PathBuf::from))
 }
 
-/// Help heading of the options for photos and models (every command that reads photos).
-const PHOTOS: &str = "Photo options (detect, embed, compare, enroll, verify, identify, recognize, calibrate, eval)";
-/// Help heading of the gallery option.
-const GALLERY: &str = "Gallery options (enroll, enroll-dir, subjects, forget, verify, identify, calibrate, gallery)";
-/// Help heading of the options of every command.
-const GLOBAL: &str = "Global options";
-
-/// Options every command accepts, grouped in the help by the commands that use them.
+/// Options of every command (given before or after the command's name).
 #[derive(Args, Debug, Clone)]
-pub struct GlobalOpts {
+pub struct TopOpts {
     /// Model directory [default: $XDG_DATA_HOME/visage/models].
-    #[arg(long, global = true, help_heading = GLOBAL, env = "VISAGE_MODELS", value_name = "DIR")]
+    #[arg(long, global = true, env = "VISAGE_MODELS", value_name = "DIR")]
     pub models: Option<PathBuf>,
-    /// The gallery file [default: $XDG_DATA_HOME/visage/gallery.db].
-    #[arg(long, global = true, help_heading = GALLERY, env = "VISAGE_GALLERY", value_name = "FILE")]
+    /// Worker threads [default: all cores].
+    #[arg(long, global = true, env = "VISAGE_THREADS", value_name = "N")]
+    pub threads: Option<usize>,
+    /// Quiet: no progress bars and no warnings (errors are still printed).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More log output on stderr (-v, -vv); VISAGE_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The gallery file, for the commands that use one (also accepted after the command).
+    #[arg(long = "gallery", id = "top_gallery", hide = true, value_name = "FILE")]
     pub gallery: Option<PathBuf>,
+}
+
+/// The option of the commands that use the gallery.
+#[derive(Args, Debug, Clone, Default)]
+pub struct GalleryOpt {
+    /// The gallery file [default: $XDG_DATA_HOME/visage/gallery.db].
+    #[arg(long, global = true, env = "VISAGE_GALLERY", value_name = "FILE")]
+    pub gallery: Option<PathBuf>,
+}
+
+/// Options of the commands that read photos.
+#[derive(Args, Debug, Clone)]
+pub struct PhotoOpts {
     /// Refuse photos with more pixels than this: checked from the header before decoding, and
     /// again on the pixels the detector processes after upsampling (4x per step).
-    #[arg(long, global = true, help_heading = PHOTOS, env = "VISAGE_MAX_PIXELS", default_value_t = ImageLimits::DEFAULT.max_pixels)]
+    #[arg(long, global = true, env = "VISAGE_MAX_PIXELS", default_value_t = ImageLimits::DEFAULT.max_pixels)]
     pub max_pixels: u64,
     /// Times a photo is doubled before detection: 0 finds faces from ~80 px, 1 from ~40 px
     /// (face_recognition's default), 2 from ~20 px (slower); at most 8.
-    #[arg(long, global = true, help_heading = PHOTOS, default_value_t = 1, value_name = "N",
+    #[arg(long, global = true, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=visage::HogDetector::MAX_UPSAMPLE as i64))]
     pub upsample: u32,
-    /// Worker threads [default: all cores].
-    #[arg(long, global = true, help_heading = GLOBAL, env = "VISAGE_THREADS", value_name = "N")]
+}
+
+/// What a command runs with: the options of every command, and those of its own kind (photo
+/// options, the gallery) where it has them.
+#[derive(Debug, Clone)]
+pub struct GlobalOpts {
+    /// Model directory.
+    pub models: Option<PathBuf>,
+    /// The gallery file.
+    pub gallery: Option<PathBuf>,
+    /// Pixel limit.
+    pub max_pixels: u64,
+    /// Detector upsampling.
+    pub upsample: u32,
+    /// Worker threads.
     pub threads: Option<usize>,
-    /// Quiet: no progress bars and no warnings (errors are still printed).
-    #[arg(short, long, global = true, help_heading = GLOBAL)]
+    /// No progress bars or warnings.
     pub quiet: bool,
-    /// More log output on stderr (-v, -vv); VISAGE_LOG overrides.
-    #[arg(short, long, global = true, help_heading = GLOBAL, action = clap::ArgAction::Count)]
+    /// Log verbosity.
     pub verbose: u8,
+}
+
+impl TopOpts {
+    /// The options a command runs with, given its photo options and gallery option (if it has
+    /// them); a gallery given after the command wins over one given before it.
+    pub fn with(&self, photo: Option<&PhotoOpts>, gallery: Option<&GalleryOpt>) -> GlobalOpts {
+        GlobalOpts {
+            models: self.models.clone(),
+            gallery: gallery.and_then(|g| g.gallery.clone()).or_else(|| self.gallery.clone()),
+            max_pixels: photo.map_or(ImageLimits::DEFAULT.max_pixels, |p| p.max_pixels),
+            upsample: photo.map_or(1, |p| p.upsample),
+            threads: self.threads,
+            quiet: self.quiet,
+            verbose: self.verbose,
+        }
+    }
 }
 
 impl GlobalOpts {

@@ -11,7 +11,7 @@ mod inputs;
 mod output;
 
 use clap::{Parser, Subcommand};
-use context::GlobalOpts;
+use context::{GalleryOpt, PhotoOpts, TopOpts};
 use std::process::ExitCode;
 
 /// Face recognition: detect, align, embed, compare.
@@ -19,7 +19,7 @@ use std::process::ExitCode;
 #[command(name = "visage", version, about, long_about = None, propagate_version = true)]
 struct Cli {
     #[command(flatten)]
-    global: GlobalOpts,
+    global: TopOpts,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,12 +49,13 @@ enum Command {
     /// Enroll everyone in a folder with one sub-folder of photos per person.
     EnrollDir(cmd::gallery::EnrollDirArgs),
     /// List, rename or remove enrolled people.
-    #[command(subcommand)]
-    Subjects(cmd::gallery::SubjectsCommand),
+    Subjects(SubjectsArgs),
     /// Delete every template of a person (for privacy requests).
     Forget {
         /// The person's name.
         name: String,
+        #[command(flatten)]
+        gallery_opt: GalleryOpt,
     },
     /// 1:1 -- is the person in the photo who they claim to be? Exit 0 match, 1 no match.
     Verify(cmd::gallery::VerifyArgs),
@@ -71,10 +72,27 @@ enum Command {
     /// Measure genuine/impostor distances and recommend a threshold for a target FAR.
     Calibrate(cmd::gallery::CalibrateArgs),
     /// Show the gallery's file, contract, threshold and size.
-    Gallery,
+    Gallery(GalleryOpt),
     /// Measure verification accuracy: LFW's 10-fold protocol, or your own labelled pairs.
+    Eval(EvalArgs),
+}
+
+/// `visage subjects`: the gallery option, then the sub-command.
+#[derive(clap::Args)]
+struct SubjectsArgs {
+    #[command(flatten)]
+    gallery_opt: GalleryOpt,
     #[command(subcommand)]
-    Eval(cmd::eval::EvalCommand),
+    command: cmd::gallery::SubjectsCommand,
+}
+
+/// `visage eval`: the photo options, then the evaluation.
+#[derive(clap::Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    photo_opts: PhotoOpts,
+    #[command(subcommand)]
+    command: cmd::eval::EvalCommand,
 }
 
 /// What a command reports back to `main`.
@@ -97,8 +115,8 @@ impl Command {
             Command::Verify(a) => a.json,
             Command::Identify(a) => a.json,
             Command::Calibrate(a) => a.json,
-            Command::Subjects(cmd::gallery::SubjectsCommand::List { json }) => *json,
-            Command::Eval(e) => e.json(),
+            Command::Subjects(SubjectsArgs { command: cmd::gallery::SubjectsCommand::List { json }, .. }) => *json,
+            Command::Eval(e) => e.command.json(),
             _ => false,
         }
     }
@@ -116,26 +134,28 @@ fn fail(e: &anyhow::Error, json: bool) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli.global.init_logging();
+    let top = &cli.global;
+    top.with(None, None).init_logging();
     let json = cli.command.json();
-    if let Err(e) = cli.global.init_threads() {
+    if let Err(e) = top.with(None, None).init_threads() {
         return fail(&e, json);
     }
+    // Each command gets the options of its kind: photo options, the gallery, or neither.
     let result = match cli.command {
-        Command::Models(c) => cmd::models::run(&cli.global, c),
-        Command::Detect(a) => cmd::detect::run(&cli.global, a),
-        Command::Embed(a) => cmd::embed::run(&cli.global, a),
-        Command::Compare(a) => cmd::compare::run(&cli.global, a),
-        Command::Enroll(a) => cmd::gallery::enroll(&cli.global, a),
-        Command::EnrollDir(a) => cmd::gallery::enroll_dir(&cli.global, a),
-        Command::Subjects(c) => cmd::gallery::subjects(&cli.global, c),
-        Command::Forget { name } => cmd::gallery::forget(&cli.global, &name),
-        Command::Verify(a) => cmd::gallery::verify(&cli.global, a),
-        Command::Identify(a) => cmd::gallery::identify(&cli.global, a),
-        Command::Recognize(a) => cmd::recognize::run(&cli.global, a),
-        Command::Calibrate(a) => cmd::gallery::calibrate_cmd(&cli.global, a),
-        Command::Gallery => cmd::gallery::info(&cli.global),
-        Command::Eval(c) => cmd::eval::run(&cli.global, c),
+        Command::Models(c) => cmd::models::run(&top.with(None, None), c),
+        Command::Detect(a) => cmd::detect::run(&top.with(Some(&a.photo_opts), None), a),
+        Command::Embed(a) => cmd::embed::run(&top.with(Some(&a.photo_opts), None), a),
+        Command::Compare(a) => cmd::compare::run(&top.with(Some(&a.photo_opts), None), a),
+        Command::Enroll(a) => cmd::gallery::enroll(&top.with(Some(&a.photo_opts), Some(&a.gallery_opt)), a),
+        Command::EnrollDir(a) => cmd::gallery::enroll_dir(&top.with(Some(&a.photo_opts), Some(&a.gallery_opt)), a),
+        Command::Subjects(s) => cmd::gallery::subjects(&top.with(None, Some(&s.gallery_opt)), s.command),
+        Command::Forget { name, gallery_opt } => cmd::gallery::forget(&top.with(None, Some(&gallery_opt)), &name),
+        Command::Verify(a) => cmd::gallery::verify(&top.with(Some(&a.photo_opts), Some(&a.gallery_opt)), a),
+        Command::Identify(a) => cmd::gallery::identify(&top.with(Some(&a.photo_opts), Some(&a.gallery_opt)), a),
+        Command::Recognize(a) => cmd::recognize::run(&top.with(Some(&a.photo_opts), None), a),
+        Command::Calibrate(a) => cmd::gallery::calibrate_cmd(&top.with(Some(&a.photo_opts), Some(&a.gallery_opt)), a),
+        Command::Gallery(o) => cmd::gallery::info(&top.with(None, Some(&o))),
+        Command::Eval(e) => cmd::eval::run(&top.with(Some(&e.photo_opts), None), e.command),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

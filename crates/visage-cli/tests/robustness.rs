@@ -369,3 +369,22 @@ fn recognize_warns_about_known_photos_with_several_faces() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(err(&o).contains("faces found in this known photo; only the largest is used for crowd"), "{}", err(&o));
 }
+
+#[test]
+fn each_command_lists_only_the_options_it_uses() {
+    let help = |args: &[&str]| out(&run(args));
+    let models = help(&["models", "fetch", "--help"]);
+    assert!(!models.contains("--gallery") && !models.contains("--upsample") && models.contains("--models"), "{models}");
+    let detect = help(&["detect", "--help"]);
+    assert!(!detect.contains("--gallery") && detect.contains("--upsample") && detect.contains("--max-pixels"), "{detect}");
+    let subjects = help(&["subjects", "list", "--help"]);
+    assert!(subjects.contains("--gallery") && !subjects.contains("--upsample"), "{subjects}");
+    let enroll = help(&["enroll", "--help"]);
+    assert!(enroll.contains("--gallery") && enroll.contains("--upsample"), "{enroll}");
+    assert!(help(&["eval", "lfw", "--help"]).contains("--upsample"));
+    // The box format and what the numbers after names are, where they are printed.
+    assert!(out(&run(&["detect", "--help"])).contains("[left, top, right, bottom]"));
+    assert!(out(&run(&["identify", "--help"])).contains("lower is closer"));
+    // Photo options go after the command; --upsample is refused where no photo is read.
+    refused(&run(&["forget", "x", "--upsample", "2"]), "--upsample");
+}

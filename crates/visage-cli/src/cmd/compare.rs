@@ -30,6 +30,8 @@ pub struct CompareArgs {
     /// Print JSON instead of a sentence.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub photo_opts: crate::context::PhotoOpts,
 }
 
 fn largest_embedding(v: &Visage, path: &Path, chip: bool) -> Result<Vec<f32>> {

@@ -22,6 +22,8 @@ pub struct DetectArgs {
     /// An input photo is never overwritten.
     #[arg(long, value_name = "OUT")]
     pub draw: Option<PathBuf>,
+    #[command(flatten)]
+    pub photo_opts: crate::context::PhotoOpts,
 }
 
 /// Whether two paths name the same existing file.

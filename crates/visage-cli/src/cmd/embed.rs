@@ -20,6 +20,8 @@ pub struct EmbedArgs {
     /// as they are. Without it every input is a photo, whatever its size: faces are detected.
     #[arg(long)]
     pub chip: bool,
+    #[command(flatten)]
+    pub photo_opts: crate::context::PhotoOpts,
 }
 
 /// What one input became.

@@ -33,6 +33,10 @@ pub struct EnrollArgs {
     /// Metric of a gallery created by this command (l2, cosine, chi2).
     #[arg(long, default_value = "l2")]
     pub metric: Metric,
+    #[command(flatten)]
+    pub photo_opts: crate::context::PhotoOpts,
+    #[command(flatten)]
+    pub gallery_opt: crate::context::GalleryOpt,
 }
 
 /// Arguments of `visage enroll-dir`.
@@ -46,6 +50,10 @@ pub struct EnrollDirArgs {
     /// Metric of a gallery created by this command (l2, cosine, chi2).
     #[arg(long, default_value = "l2")]
     pub metric: Metric,
+    #[command(flatten)]
+    pub photo_opts: crate::context::PhotoOpts,
+    #[command(flatten)]
+    pub gallery_opt: crate::context::GalleryOpt,
 }
 
 /// `visage subjects ...`.
@@ -94,6 +102,10 @@ pub struct VerifyArgs {
     /// Print JSON instead of a sentence.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub photo_opts: crate::context::PhotoOpts,
+    #[command(flatten)]
+    pub gallery_opt: crate::context::GalleryOpt,
 }
 
 /// Arguments of `visage identify`.
@@ -111,6 +123,10 @@ pub struct IdentifyArgs {
     /// JSON lines (one per photo) instead of sentences.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub photo_opts: crate::context::PhotoOpts,
+    #[command(flatten)]
+    pub gallery_opt: crate::context::GalleryOpt,
 }
 
 /// Arguments of `visage calibrate`.
@@ -128,6 +144,10 @@ pub struct CalibrateArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub photo_opts: crate::context::PhotoOpts,
+    #[command(flatten)]
+    pub gallery_opt: crate::context::GalleryOpt,
 }
 
 fn open(g: &GlobalOpts, create: Option<Metric>) -> Result<Gallery> {

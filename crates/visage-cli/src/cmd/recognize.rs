@@ -28,6 +28,8 @@ pub struct RecognizeArgs {
     /// Append the distance to each line.
     #[arg(long)]
     pub show_distance: bool,
+    #[command(flatten)]
+    pub photo_opts: crate::context::PhotoOpts,
 }
 
 pub fn run(g: &GlobalOpts, a: RecognizeArgs) -> Result<Outcome> {
