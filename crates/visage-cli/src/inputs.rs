@@ -102,13 +102,16 @@ fn walk(dir: &Path, walked: &mut std::collections::HashSet<(u64, u64)>, out: &mu
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(dir).map_err(|e| anyhow::anyhow!("{}: cannot read the folder: {e}", dir.display()))?;
     if !walked.insert((m.dev(), m.ino())) {
-        tracing::warn!("{}: skipped, a link to a folder already walked (a loop)", dir.display());
+        tracing::warn!("{}: skipped, a link to a folder already walked (a loop, or a second link to it)", dir.display());
         return Ok(());
     }
     let listing = list_dir(dir)?;
     out.extend(listing.photos);
     for f in &listing.folders {
-        walk(f, walked, out)?;
+        // An unreadable sub-folder is skipped with a warning; the rest of the walk goes on.
+        if let Err(e) = walk(f, walked, out) {
+            tracing::warn!("{}; skipped", crate::output::error_text(&e));
+        }
     }
     Ok(())
 }
