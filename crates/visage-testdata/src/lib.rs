@@ -112,12 +112,25 @@ pub struct OracleImage {
     pub faces: Vec<OracleFace>,
     /// Folder of the chip PNGs.
     pub chip_dir: PathBuf,
+    /// dlib's CNN detections at upsample 1, where the oracle ran it.
+    pub cnn: Option<Vec<OracleCnnFace>>,
+}
+
+/// One of dlib's CNN (MMOD) detections.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OracleCnnFace {
+    /// `[left, top, right, bottom]` as `mmod_rect.rect`.
+    pub box_ltrb: [i64; 4],
+    /// The detection confidence.
+    pub confidence: f64,
 }
 
 #[derive(Deserialize)]
 struct RawImage {
     shape: [usize; 3],
     faces: Vec<OracleFace>,
+    #[serde(default)]
+    cnn: Option<Vec<OracleCnnFace>>,
 }
 
 /// All oracle photos, sorted by name.
@@ -137,7 +150,7 @@ pub fn oracle_images(oracle: &Path) -> Vec<OracleImage> {
             .map(|e| oracle.join("images").join(format!("{name}.{e}")))
             .find(|p| p.exists())
             .unwrap_or_else(|| panic!("no image for {name}"));
-        out.push(OracleImage { name, image_path, shape: raw.shape, faces: raw.faces, chip_dir: dir.clone() });
+        out.push(OracleImage { name, image_path, shape: raw.shape, faces: raw.faces, chip_dir: dir.clone(), cnn: raw.cnn });
     }
     out
 }

@@ -23,8 +23,6 @@ pub struct HogDetector {
     simd: bool,
 }
 
-
-
 impl Default for HogDetector {
     fn default() -> Self {
         Self::new()

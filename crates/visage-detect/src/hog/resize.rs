@@ -11,14 +11,16 @@ use visage_core::RgbImage;
 
 /// Where the output columns sample a source row: dlib's 4-lane float part (left index and
 /// f32 fractions), then the scalar tail (left, right, f64 fraction).
-struct ColumnTable {
-    left: Vec<usize>,
-    lr: Vec<f32>,
-    ilr: Vec<f32>,
-    tail: Vec<(usize, usize, f64)>,
+pub(crate) struct ColumnTable {
+    pub left: Vec<usize>,
+    pub lr: Vec<f32>,
+    pub ilr: Vec<f32>,
+    pub tail: Vec<(usize, usize, f64)>,
 }
 
-fn column_table(w: usize, ow: usize, x_scale: f64) -> ColumnTable {
+/// Where dlib's bilinear `resize_image` samples each output column of a row `w` wide
+/// resized to `ow` (`x_scale = (w - 1) / (ow - 1)`).
+pub(crate) fn column_table(w: usize, ow: usize, x_scale: f64) -> ColumnTable {
     let mut t = ColumnTable { left: Vec::new(), lr: Vec::new(), ilr: Vec::new(), tail: Vec::new() };
     let x = -4.0 * x_scale;
     let mut xs = [x as f32, (x + x_scale) as f32, (x + 2.0 * x_scale) as f32, (x + 3.0 * x_scale) as f32];
