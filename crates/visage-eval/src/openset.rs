@@ -93,13 +93,13 @@ pub fn evaluate(
     let known_results: Vec<(bool, bool, f64)> = known
         .iter()
         .map(|(name, e)| {
-            let c = index.search_exact(e, 5);
+            let c = index.search(e, 5).expect("in-memory exact search");
             let top1 = gallery[c[0].subject as usize].0 == *name;
             let top5 = c.iter().any(|m| gallery[m.subject as usize].0 == *name);
             (top1, top5, c[0].distance as f64)
         })
         .collect();
-    let unknown_best: Vec<f64> = unknown.iter().map(|e| index.search_exact(e, 1)[0].distance as f64).collect();
+    let unknown_best: Vec<f64> = unknown.iter().map(|e| index.search(e, 1).expect("in-memory exact search")[0].distance as f64).collect();
     let point = |t: f64| {
         let n = known_results.len().max(1) as f64;
         let named = known_results.iter().filter(|r| r.0 && r.2 < t).count() as f64 / n;

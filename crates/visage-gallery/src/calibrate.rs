@@ -32,9 +32,85 @@ fn below(sorted: &[f64], t: f64) -> f64 {
     sorted.partition_point(|&d| d < t) as f64 / sorted.len() as f64
 }
 
-/// Recommends the threshold for `target_far`: the largest `t` such that at most
-/// `floor(target_far * impostors)` impostor distances are strictly below it, i.e. the
-/// (k+1)-th smallest impostor distance. Returns `None` without pairs of both kinds.
+/// One point of the ROC curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RocPoint {
+    /// Threshold: pairs strictly below it are accepted.
+    pub threshold: f64,
+    /// False-accept rate.
+    pub far: f64,
+    /// True-accept rate.
+    pub tar: f64,
+}
+
+/// The ROC curve of genuine and impostor distances (smaller = more alike): a first point
+/// accepting nothing, then one point per distinct distance, at the midpoint to the next one,
+/// with every pair at or below that distance accepted (tied pairs move together). Empty
+/// without pairs of both kinds.
+pub fn roc_curve(genuine: &[f64], impostor: &[f64]) -> Vec<RocPoint> {
+    if genuine.is_empty() || impostor.is_empty() {
+        return Vec::new();
+    }
+    let (g, i) = (genuine.len() as f64, impostor.len() as f64);
+    let mut s: Vec<(f64, bool)> = genuine.iter().map(|&d| (d, true)).chain(impostor.iter().map(|&d| (d, false))).collect();
+    s.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut points = vec![RocPoint { threshold: s[0].0, far: 0.0, tar: 0.0 }];
+    let (mut tp, mut fp) = (0f64, 0f64);
+    let mut k = 0;
+    while k < s.len() {
+        let d = s[k].0;
+        while k < s.len() && s[k].0 == d {
+            if s[k].1 {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            k += 1;
+        }
+        let next = if k < s.len() { s[k].0 } else { d + 1e-9 };
+        points.push(RocPoint { threshold: (d + next) / 2.0, far: fp / i, tar: tp / g });
+    }
+    points
+}
+
+/// The equal error rate of a ROC curve and its threshold: the first point where FAR reaches
+/// FRR (= 1 - TAR), linearly interpolated between the two curve points around it. This is the
+/// one EER of the project (`visage calibrate` and `visage eval` both report it).
+pub fn eer(curve: &[RocPoint]) -> (f64, f64) {
+    let mut out = (0.5, curve.first().map_or(0.0, |p| p.threshold));
+    for w in curve.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let (fa, fb) = (a.far - (1.0 - a.tar), b.far - (1.0 - b.tar));
+        if fa <= 0.0 && fb >= 0.0 {
+            let t = if fb - fa == 0.0 { 0.0 } else { -fa / (fb - fa) };
+            let far = a.far + t * (b.far - a.far);
+            let frr = (1.0 - a.tar) + t * (a.tar - b.tar);
+            out = ((far + frr) / 2.0, a.threshold + t * (b.threshold - a.threshold));
+            break;
+        }
+    }
+    out
+}
+
+/// The largest threshold whose false-accept rate on `impostor` distances is at most `target`
+/// (a pair matches when its distance is strictly below the threshold): the (k+1)-th smallest
+/// impostor distance, k = floor(target * count); just above the largest when every impostor
+/// may match. `impostor` must not be empty.
+pub fn threshold_at_far(impostor: &[f64], target: f64) -> f64 {
+    let mut i = impostor.to_vec();
+    i.sort_by(f64::total_cmp);
+    let k = (target * i.len() as f64).floor() as usize;
+    if k >= i.len() {
+        let max = i[i.len() - 1];
+        // The next representable value above the largest distance (distances are >= 0).
+        f64::from_bits(max.max(0.0).to_bits() + 1)
+    } else {
+        i[k]
+    }
+}
+
+/// Recommends the threshold for `target_far` ([`threshold_at_far`]) and reports the rates
+/// there and the EER ([`eer`]). Returns `None` without pairs of both kinds.
 pub fn calibrate(genuine: &[f64], impostor: &[f64], target_far: f64) -> Option<Calibration> {
     if genuine.is_empty() || impostor.is_empty() || !(0.0..1.0).contains(&target_far) {
         return None;
@@ -43,18 +119,8 @@ pub fn calibrate(genuine: &[f64], impostor: &[f64], target_far: f64) -> Option<C
     let mut i: Vec<f64> = impostor.to_vec();
     g.sort_by(f64::total_cmp);
     i.sort_by(f64::total_cmp);
-    let k = (target_far * i.len() as f64).floor() as usize;
-    let threshold = if k >= i.len() { i[i.len() - 1] + f64::EPSILON } else { i[k] };
-    // Equal error rate: scan the candidate thresholds (every observed distance).
-    let mut best = (f64::INFINITY, 0.0, 0.0);
-    for &t in g.iter().chain(&i) {
-        let far = below(&i, t);
-        let frr = 1.0 - below(&g, t);
-        let gap = (far - frr).abs();
-        if gap < best.0 {
-            best = (gap, (far + frr) / 2.0, t);
-        }
-    }
+    let threshold = threshold_at_far(&i, target_far);
+    let (eer, eer_threshold) = eer(&roc_curve(&g, &i));
     Some(Calibration {
         genuine: g.len(),
         impostor: i.len(),
@@ -62,8 +128,8 @@ pub fn calibrate(genuine: &[f64], impostor: &[f64], target_far: f64) -> Option<C
         threshold,
         far: below(&i, threshold),
         tar: below(&g, threshold),
-        eer: best.1,
-        eer_threshold: best.2,
+        eer,
+        eer_threshold,
     })
 }
 
@@ -111,9 +177,34 @@ mod tests {
         // FAR(t) = t, FRR(t) = 1 - 2t: equal at t = 1/3, EER = 1/3.
         assert!((c.eer - 1.0 / 3.0).abs() < 0.01, "{}", c.eer);
         assert!((c.eer_threshold - 1.0 / 3.0).abs() < 0.01);
+        assert!(calibrate(&genuine, &impostor, 1.0).is_none());
         // A looser target never gives a stricter threshold.
         assert!(calibrate(&genuine, &impostor, 0.1).unwrap().threshold > c.threshold);
         assert!(calibrate(&[], &impostor, 0.1).is_none());
+    }
+
+    #[test]
+    fn eer_and_threshold_at_far_by_hand() {
+        // Genuine 0.1 0.2 0.6, impostor 0.4 0.5 0.8 0.9. Curve (threshold, FAR, TAR):
+        // (0.1, 0, 0) (0.15, 0, 1/3) (0.3, 0, 2/3) (0.45, 1/4, 2/3) (0.55, 1/2, 2/3) ...
+        // FAR - FRR goes from 1/4 - 1/3 = -1/12 at 0.45 to 1/2 - 1/3 = 1/6 at 0.55: it is 0 a
+        // third of the way, at threshold 0.48333, where FAR = 1/4 + 1/12 = 1/3 = FRR.
+        let (g, i) = ([0.1, 0.2, 0.6], [0.4, 0.5, 0.8, 0.9]);
+        let curve = roc_curve(&g, &i);
+        assert_eq!(curve.len(), 8);
+        assert_eq!((curve[3].far, curve[3].tar), (0.25, 2.0 / 3.0));
+        let (e, t) = eer(&curve);
+        assert!((e - 1.0 / 3.0).abs() < 1e-12, "{e}");
+        assert!((t - (0.45 + 0.1 / 3.0)).abs() < 1e-12, "{t}");
+        let c = calibrate(&g, &i, 0.25).unwrap();
+        assert_eq!((c.eer, c.eer_threshold), (e, t));
+        // FAR <= 0.25 of 4 impostors: one may match, so the threshold is the second, 0.5.
+        assert_eq!(c.threshold, 0.5);
+        assert_eq!((c.far, c.tar), (0.25, 2.0 / 3.0));
+        assert_eq!(threshold_at_far(&i, 0.0), 0.4);
+        assert!(threshold_at_far(&i, 1.0) > 0.9 && threshold_at_far(&i, 1.0) < 0.9 + 1e-12);
+        // Perfect separation: EER 0.
+        assert_eq!(eer(&roc_curve(&[0.1, 0.2], &[0.8, 0.9])).0, 0.0);
     }
 
     #[test]

@@ -1,7 +1,14 @@
-//! Exact distances from one probe to every row of a contiguous f32 matrix, vectorised for the
-//! CPU at hand (AVX-512 / AVX2 versions of the same code, chosen at run time).
+//! The exact index: every template compared, as a contiguous f32 matrix in copy-on-write
+//! blocks (searches never wait for a write, and a write never waits for a search), with
+//! distances vectorised for the CPU at hand (AVX-512 / AVX2 versions of the same code, chosen
+//! at run time).
 
+use crate::index::{top_hits, Capabilities, Hit, VectorIndex};
+use crate::GalleryError;
 use rayon::prelude::*;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use visage_core::Metric;
 
 /// Rows per parallel task.
@@ -90,6 +97,217 @@ fn kernel(metric: Metric, q: &[f32], qn: f32, m: &[f32], n: &[f32], o: &mut [f32
                 *out = acc.iter().sum::<f32>() + tail;
             }
         }
+    }
+}
+
+/// Rows per copy-on-write block of the exact index (512 KB at 128-d): a write copies at most
+/// two blocks, and a search scans the blocks in parallel.
+const BLOCK_ROWS: usize = 1024;
+
+/// A block of rows: vectors, their norms and their template ids.
+#[derive(Clone)]
+struct Block {
+    vectors: Vec<f32>,
+    norms: Vec<f32>,
+    ids: Vec<i64>,
+}
+
+impl Block {
+    fn new(dim: usize) -> Self {
+        Self { vectors: Vec::with_capacity(BLOCK_ROWS * dim), norms: Vec::with_capacity(BLOCK_ROWS), ids: Vec::with_capacity(BLOCK_ROWS) }
+    }
+}
+
+/// The writers' side: the authoritative block list and where each id lives.
+struct Slots {
+    blocks: Vec<Arc<Block>>,
+    slot_of: HashMap<i64, usize>,
+}
+
+/// Exact search over every template: the probe is compared with each row, on all cores.
+///
+/// Writers build the next version of the block list (copying only the blocks they change)
+/// and publish it with a pointer swap; a search works on the version it started with.
+pub struct ExactIndex {
+    metric: Metric,
+    dim: usize,
+    published: RwLock<Arc<Vec<Arc<Block>>>>,
+    count: AtomicUsize,
+    slots: Mutex<Slots>,
+}
+
+fn norm(v: &[f32]) -> f32 {
+    v.iter().map(|x| x * x).sum::<f32>().sqrt()
+}
+
+impl ExactIndex {
+    /// An empty index of `dim`-dimensional vectors compared by `metric`.
+    pub fn new(metric: Metric, dim: usize) -> Self {
+        Self {
+            metric,
+            dim,
+            published: RwLock::new(Arc::new(Vec::new())),
+            count: AtomicUsize::new(0),
+            slots: Mutex::new(Slots { blocks: Vec::new(), slot_of: HashMap::new() }),
+        }
+    }
+
+    fn check(&self, v: &[f32]) -> Result<(), GalleryError> {
+        if v.len() != self.dim {
+            return Err(GalleryError::Index(format!("a {}-d vector given to a {}-d index", v.len(), self.dim)));
+        }
+        Ok(())
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, s: &Slots) {
+        let next = Arc::new(s.blocks.clone());
+        *self.published.write().unwrap_or_else(|e| e.into_inner()) = next;
+        self.count.store(s.slot_of.len(), Ordering::Release);
+    }
+
+    fn snapshot(&self) -> Arc<Vec<Arc<Block>>> {
+        self.published.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Appends or replaces one row (the caller publishes).
+    fn put(&self, s: &mut Slots, id: i64, v: &[f32]) {
+        let dim = self.dim;
+        if let Some(&slot) = s.slot_of.get(&id) {
+            let b = Arc::make_mut(&mut s.blocks[slot / BLOCK_ROWS]);
+            let r = slot % BLOCK_ROWS;
+            b.vectors[r * dim..(r + 1) * dim].copy_from_slice(v);
+            b.norms[r] = norm(v);
+            return;
+        }
+        if s.blocks.last().is_none_or(|b| b.ids.len() == BLOCK_ROWS) {
+            s.blocks.push(Arc::new(Block::new(dim)));
+        }
+        let slot = (s.blocks.len() - 1) * BLOCK_ROWS + s.blocks.last().map_or(0, |b| b.ids.len());
+        let b = Arc::make_mut(s.blocks.last_mut().expect("a block"));
+        b.vectors.extend_from_slice(v);
+        b.norms.push(norm(v));
+        b.ids.push(id);
+        s.slot_of.insert(id, slot);
+    }
+
+    /// The `n` nearest rows of one block.
+    fn block_top(&self, b: &Block, q: &[f32], qn: f32, n: usize) -> Vec<Hit> {
+        let rows = b.ids.len();
+        let mut d = [0f32; BLOCK_ROWS];
+        let norms = if self.metric == Metric::Cosine { &b.norms[..] } else { &[][..] };
+        dispatch(self.metric, q, qn, &b.vectors[..rows * self.dim], norms, &mut d[..rows]);
+        if n == 1 {
+            let (i, dist) = d[..rows].iter().enumerate().fold((0, f32::INFINITY), |m, (i, &x)| if x < m.1 { (i, x) } else { m });
+            return if rows == 0 { Vec::new() } else { vec![Hit { id: b.ids[i], distance: dist }] };
+        }
+        top_hits(d[..rows].iter().zip(&b.ids).map(|(&distance, &id)| Hit { id, distance }).collect(), n)
+    }
+}
+
+impl VectorIndex for ExactIndex {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { name: "exact", metrics: &Metric::ALL, exact: true }
+    }
+
+    fn len(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    fn contains(&self, id: i64) -> bool {
+        self.slots().slot_of.contains_key(&id)
+    }
+
+    fn add(&self, id: i64, vector: &[f32]) -> Result<(), GalleryError> {
+        self.check(vector)?;
+        let mut s = self.slots();
+        self.put(&mut s, id, vector);
+        self.publish(&s);
+        Ok(())
+    }
+
+    fn add_batch(&self, items: &[(i64, &[f32])]) -> Result<(), GalleryError> {
+        items.iter().try_for_each(|(_, v)| self.check(v))?;
+        let mut s = self.slots();
+        s.slot_of.reserve(items.len());
+        for (id, v) in items {
+            self.put(&mut s, *id, v);
+        }
+        self.publish(&s);
+        Ok(())
+    }
+
+    fn remove(&self, id: i64) -> Result<bool, GalleryError> {
+        let dim = self.dim;
+        let mut s = self.slots();
+        let Some(slot) = s.slot_of.remove(&id) else { return Ok(false) };
+        // Swap-remove: the last row moves into the freed slot.
+        let last = s.slot_of.len();
+        if slot != last {
+            let (lb, lr) = (last / BLOCK_ROWS, last % BLOCK_ROWS);
+            let (row, n, moved) = {
+                let b = &s.blocks[lb];
+                (b.vectors[lr * dim..(lr + 1) * dim].to_vec(), b.norms[lr], b.ids[lr])
+            };
+            let b = Arc::make_mut(&mut s.blocks[slot / BLOCK_ROWS]);
+            let r = slot % BLOCK_ROWS;
+            b.vectors[r * dim..(r + 1) * dim].copy_from_slice(&row);
+            b.norms[r] = n;
+            b.ids[r] = moved;
+            s.slot_of.insert(moved, slot);
+        }
+        let b = Arc::make_mut(s.blocks.last_mut().expect("a block"));
+        b.ids.pop();
+        b.norms.pop();
+        b.vectors.truncate(b.ids.len() * dim);
+        if b.ids.is_empty() {
+            s.blocks.pop();
+        }
+        self.publish(&s);
+        Ok(true)
+    }
+
+    fn search(&self, q: &[f32], n: usize) -> Result<Vec<Hit>, GalleryError> {
+        self.check(q)?;
+        let blocks = self.snapshot();
+        if n == 0 || blocks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let qn = norm(q);
+        let merge = |a: Vec<Hit>, b: Vec<Hit>| {
+            if a.is_empty() {
+                b
+            } else if b.is_empty() {
+                a
+            } else {
+                top_hits([a, b].concat(), n)
+            }
+        };
+        Ok(blocks.par_iter().map(|b| self.block_top(b, q, qn, n)).reduce(Vec::new, merge))
+    }
+
+    fn distances(&self, q: &[f32], ids: &[i64]) -> Result<Vec<Hit>, GalleryError> {
+        self.check(q)?;
+        let dim = self.dim;
+        let s = self.slots();
+        Ok(ids
+            .iter()
+            .filter_map(|&id| {
+                let slot = *s.slot_of.get(&id)?;
+                let b = &s.blocks[slot / BLOCK_ROWS];
+                let r = slot % BLOCK_ROWS;
+                Some(Hit { id, distance: self.metric.distance(q, &b.vectors[r * dim..(r + 1) * dim]) })
+            })
+            .collect())
+    }
+
+    fn memory_bytes(&self) -> usize {
+        let s = self.slots();
+        s.blocks.iter().map(|b| b.vectors.capacity() * 4 + b.norms.capacity() * 4 + b.ids.capacity() * 8).sum::<usize>()
+            + s.slot_of.capacity() * 24
     }
 }
 

@@ -1,7 +1,22 @@
 //! The gallery on a real SQLite file.
 
+use std::path::Path;
 use visage_core::Metric;
-use visage_gallery::{Gallery, GalleryError, NewTemplate, DLIB_MODEL_ID};
+use visage_gallery::{Gallery, GalleryError, IndexOrigin, NewTemplate, OpenOptions, DLIB_MODEL_ID};
+
+fn opts() -> OpenOptions {
+    OpenOptions::new(DLIB_MODEL_ID, 128)
+}
+
+/// Creates (or opens for writing) a gallery of `metric`.
+fn create(path: &Path, metric: Metric) -> Gallery {
+    opts().create(true).metric(Some(metric)).open(path).unwrap()
+}
+
+/// Opens an existing gallery for writing, whatever its metric.
+fn open(path: &Path) -> Gallery {
+    opts().open(path).unwrap()
+}
 
 fn emb(seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
@@ -25,7 +40,7 @@ fn near(e: &[f32], by: f32) -> Vec<f32> {
 fn enroll_search_rename_forget() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.db");
-    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, Some(Metric::L2)).unwrap();
+    let g = create(&path, Metric::L2);
     assert_eq!(g.threshold().unwrap(), 0.6);
     let (a, b) = (emb(1), emb(2));
     assert_eq!(g.enroll("alice", Some(r#"{"team":"x"}"#), &[tpl(a.clone(), "p1")]).unwrap().added, 1);
@@ -53,13 +68,14 @@ fn enroll_search_rename_forget() {
 
     // Forget leaves no copy of the face in the file or its log.
     let needle: Vec<u8> = b.iter().flat_map(|x| x.to_le_bytes()).collect();
-    assert_eq!(g.forget("robert").unwrap(), 2);
+    let out = g.forget("robert").unwrap();
+    assert_eq!((out.templates, out.erased), (2, true));
     drop(g);
     for f in std::fs::read_dir(dir.path()).unwrap().flatten() {
         let bytes = std::fs::read(f.path()).unwrap();
         assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_slice()), "{} still holds the forgotten embedding", f.path().display());
     }
-    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, None).unwrap();
+    let g = open(&path);
     assert_eq!(g.counts().unwrap(), (1, 1));
     assert_eq!(g.search(&b, 1).unwrap()[0].name, "alice");
 }
@@ -68,7 +84,7 @@ fn enroll_search_rename_forget() {
 fn the_contract_is_enforced() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.db");
-    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, Some(Metric::Cosine)).unwrap();
+    let g = create(&path, Metric::Cosine);
     let e = g.enroll("x", None, &[tpl(vec![0.0; 64], "p")]).unwrap_err();
     assert!(matches!(e, GalleryError::Contract { .. }), "{e}");
     assert!(e.to_string().contains("128-d"), "{e}");
@@ -79,10 +95,16 @@ fn the_contract_is_enforced() {
     assert!(g.enroll("x", Some("not json"), &[]).is_err());
     drop(g);
     // Another model or dimension is refused on open; the metric stays the gallery's own.
-    let e = Gallery::open(&path, "some_other_model", 128, None).err().unwrap();
+    let e = OpenOptions::new("some_other_model", 128).open(&path).err().unwrap();
     assert!(matches!(e, GalleryError::Contract { .. }), "{e}");
-    assert!(matches!(Gallery::open(&path, DLIB_MODEL_ID, 512, None), Err(GalleryError::Contract { .. })));
-    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, Some(Metric::L2)).unwrap();
+    assert!(matches!(OpenOptions::new(DLIB_MODEL_ID, 512).open(&path), Err(GalleryError::Contract { .. })));
+    // A metric that contradicts the gallery's is refused, not silently ignored.
+    let e = opts().create(true).metric(Some(Metric::L2)).open(&path).err().unwrap();
+    assert!(matches!(e, GalleryError::Contract { .. }), "{e}");
+    assert!(e.to_string().contains("compared by cosine") && e.to_string().contains("metric l2"), "{e}");
+    let g = opts().metric(Some(Metric::Cosine)).open(&path).unwrap();
+    assert_eq!(g.contract().metric, Metric::Cosine);
+    let g = open(&path);
     assert_eq!(g.contract().metric, Metric::Cosine);
     assert_eq!(g.threshold().unwrap(), visage_gallery::default_threshold(Metric::Cosine));
 }
@@ -91,22 +113,22 @@ fn the_contract_is_enforced() {
 fn foreign_files_are_not_galleries() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("none.db");
-    assert!(matches!(Gallery::open(&missing, DLIB_MODEL_ID, 128, None), Err(GalleryError::NotAGallery { .. })));
+    assert!(matches!(opts().open(&missing), Err(GalleryError::NotAGallery { .. })));
+    assert!(matches!(opts().read_only(true).create(true).open(&missing), Err(GalleryError::NotAGallery { .. })));
     assert!(!missing.exists(), "opening without create must not create a file");
     let text = dir.path().join("notes.db");
     std::fs::write(&text, "hello, this is not sqlite at all, just some text that is long enough").unwrap();
-    let e = Gallery::open(&text, DLIB_MODEL_ID, 128, Some(Metric::L2)).err().unwrap();
+    let e = opts().create(true).open(&text).err().unwrap();
     assert!(matches!(e, GalleryError::NotAGallery { .. }), "{e}");
     let other = dir.path().join("other.db");
     rusqlite_free_other_db(&other);
-    let e = Gallery::open(&other, DLIB_MODEL_ID, 128, Some(Metric::L2)).err().unwrap();
+    let e = opts().create(true).open(&other).err().unwrap();
     assert!(matches!(e, GalleryError::NotAGallery { .. }), "{e}");
 }
 
 /// A SQLite database of some other application.
 fn rusqlite_free_other_db(path: &std::path::Path) {
-    let g = Gallery::open(path, DLIB_MODEL_ID, 128, Some(Metric::L2)).unwrap();
-    drop(g);
+    drop(create(path, Metric::L2));
     // Turn it into a foreign database: drop visage's meta table.
     let c = ::rusqlite::Connection::open(path).unwrap();
     c.execute_batch("DROP TABLE meta; CREATE TABLE cats (name TEXT);").unwrap();
@@ -116,20 +138,20 @@ fn rusqlite_free_other_db(path: &std::path::Path) {
 fn threads_writing_at_once_all_succeed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.db");
-    Gallery::open(&path, DLIB_MODEL_ID, 128, Some(Metric::L2)).unwrap();
+    create(&path, Metric::L2);
     std::thread::scope(|s| {
         for t in 0..4u32 {
             let path = &path;
             s.spawn(move || {
                 // Each thread has its own connection, as separate processes would.
-                let g = Gallery::open(path, DLIB_MODEL_ID, 128, None).unwrap();
+                let g = open(path);
                 for i in 0..25 {
                     g.enroll(&format!("p{t}_{i}"), None, &[tpl(emb(t * 100 + i), &format!("{t}/{i}"))]).unwrap();
                 }
             });
         }
     });
-    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, None).unwrap();
+    let g = open(&path);
     assert_eq!(g.counts().unwrap(), (100, 100));
 }
 
@@ -137,7 +159,7 @@ fn threads_writing_at_once_all_succeed() {
 fn the_hnsw_graph_is_cached_beside_the_file_and_never_used_stale() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.db");
-    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, Some(Metric::L2)).unwrap().with_approx_threshold(100);
+    let g = opts().create(true).approx_threshold(100).open(&path).unwrap();
     for s in 0..150u32 {
         g.enroll(&format!("p{s}"), None, &[tpl(emb(s), &format!("{s}a")), tpl(near(&emb(s), 0.01), &format!("{s}b"))]).unwrap();
     }
@@ -147,32 +169,44 @@ fn the_hnsw_graph_is_cached_beside_the_file_and_never_used_stale() {
     let cache = dir.path().join("g.db.hnsw");
     let tag = dir.path().join("g.db.hnsw.generation");
     assert!(cache.exists() && tag.exists(), "the graph is saved beside the gallery");
-    let before = std::fs::metadata(&cache).unwrap().modified().unwrap();
+    assert_eq!(g.index_origin().unwrap(), IndexOrigin::Built);
     drop(g);
 
     // Reopened unchanged: the cached graph is loaded, not rebuilt.
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, None).unwrap().with_approx_threshold(100);
+    let g = opts().approx_threshold(100).open(&path).unwrap();
     assert_eq!(g.search(&probe, 3).unwrap()[0].name, "p77");
-    assert_eq!(std::fs::metadata(&cache).unwrap().modified().unwrap(), before);
+    assert_eq!(g.index_origin().unwrap(), IndexOrigin::Cached);
 
-    // A change makes the cache stale: the next search rebuilds it and finds the newcomer.
+    // An enrollment updates the graph in place: the newcomer is found at once, without a
+    // rebuild; the file on disk is now stale, so the next open builds it again.
     let newcomer = emb(9999);
     g.enroll("newcomer", None, &[tpl(newcomer.clone(), "n")]).unwrap();
     assert_eq!(g.search(&newcomer, 1).unwrap()[0].name, "newcomer");
-    assert_ne!(std::fs::metadata(&cache).unwrap().modified().unwrap(), before);
-    // A cache file that does not fit (here: garbage) is ignored.
+    assert_eq!(g.index_origin().unwrap(), IndexOrigin::Cached);
     drop(g);
-    std::fs::write(&cache, b"garbage").unwrap();
-    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, None).unwrap().with_approx_threshold(100);
+    let g = opts().approx_threshold(100).open(&path).unwrap();
     assert_eq!(g.search(&newcomer, 1).unwrap()[0].name, "newcomer");
+    assert_eq!(g.index_origin().unwrap(), IndexOrigin::Built);
+    // Saving the live graph makes the next open load it.
+    g.enroll("late", None, &[tpl(emb(4242), "late")]).unwrap();
+    assert!(g.save_index().unwrap());
+    drop(g);
+    let g = opts().approx_threshold(100).open(&path).unwrap();
+    assert_eq!(g.search(&emb(4242), 1).unwrap()[0].name, "late");
+    assert_eq!(g.index_origin().unwrap(), IndexOrigin::Cached);
+    drop(g);
+    // A cache file that does not fit (here: garbage) is ignored.
+    std::fs::write(&cache, b"garbage").unwrap();
+    let g = opts().approx_threshold(100).open(&path).unwrap();
+    assert_eq!(g.search(&newcomer, 1).unwrap()[0].name, "newcomer");
+    assert_eq!(g.index_origin().unwrap(), IndexOrigin::Built);
 }
 
 #[test]
 fn forget_also_deletes_the_cached_graph() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.db");
-    let g = Gallery::open(&path, DLIB_MODEL_ID, 128, Some(Metric::L2)).unwrap().with_approx_threshold(10);
+    let g = opts().create(true).approx_threshold(10).open(&path).unwrap();
     for s in 0..20u32 {
         g.enroll(&format!("p{s}"), None, &[tpl(emb(s), &format!("{s}"))]).unwrap();
     }
@@ -181,4 +215,7 @@ fn forget_also_deletes_the_cached_graph() {
     g.forget("p3").unwrap();
     assert!(!dir.path().join("g.db.hnsw").exists(), "the graph with p3's vector must go");
     assert_ne!(g.search(&emb(3), 1).unwrap()[0].name, "p3");
+    // The graph it was removed from may still hold the vector's bytes: it is never saved.
+    assert!(!g.save_index().unwrap());
+    assert!(!dir.path().join("g.db.hnsw").exists());
 }

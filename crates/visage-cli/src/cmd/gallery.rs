@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use visage::Metric;
-use visage_gallery::{calibrate, default_threshold, Gallery, NewTemplate, DLIB_MODEL_ID};
+use visage_gallery::{calibrate, default_threshold, EnrollOptions, Gallery, NewTemplate, OpenOptions, DLIB_MODEL_ID};
 
 /// Arguments of `visage enroll`.
 #[derive(Args)]
@@ -30,9 +30,12 @@ pub struct EnrollArgs {
     /// JSON metadata to store with the person.
     #[arg(long, value_name = "JSON")]
     pub meta: Option<String>,
-    /// Metric of a gallery created by this command (l2, cosine, chi2).
-    #[arg(long, default_value = "l2")]
-    pub metric: Metric,
+    /// Metric of a gallery created by this command (l2, cosine, chi2) [default: l2]; an existing gallery's metric must match.
+    #[arg(long)]
+    pub metric: Option<Metric>,
+    /// Enroll a face even when the same face of the same photo is already enrolled under another name.
+    #[arg(long)]
+    pub allow_duplicate: bool,
     #[command(flatten)]
     pub photo_opts: crate::context::PhotoOpts,
     #[command(flatten)]
@@ -47,9 +50,12 @@ pub struct EnrollDirArgs {
     /// In photos with several faces, use the largest one (otherwise they are skipped).
     #[arg(long)]
     pub largest: bool,
-    /// Metric of a gallery created by this command (l2, cosine, chi2).
-    #[arg(long, default_value = "l2")]
-    pub metric: Metric,
+    /// Metric of a gallery created by this command (l2, cosine, chi2) [default: l2]; an existing gallery's metric must match.
+    #[arg(long)]
+    pub metric: Option<Metric>,
+    /// Enroll a face even when the same face of the same photo is already enrolled under another name.
+    #[arg(long)]
+    pub allow_duplicate: bool,
     #[command(flatten)]
     pub photo_opts: crate::context::PhotoOpts,
     #[command(flatten)]
@@ -150,13 +156,20 @@ pub struct CalibrateArgs {
     pub gallery_opt: crate::context::GalleryOpt,
 }
 
-fn open(g: &GlobalOpts, create: Option<Metric>) -> Result<Gallery> {
+/// Opens the gallery for writing; `create` makes a missing one with `metric`, which an existing gallery's must equal.
+fn open(g: &GlobalOpts, create: bool, metric: Option<Metric>) -> Result<Gallery> {
     let path = g.gallery_path()?;
-    Ok(Gallery::open(&path, DLIB_MODEL_ID, 128, create)?)
+    Ok(OpenOptions::new(DLIB_MODEL_ID, 128).create(create).metric(metric).open(&path)?)
+}
+
+/// Opens the gallery read-only: no lock is taken, and a read-only folder is fine.
+fn open_read(g: &GlobalOpts) -> Result<Gallery> {
+    let path = g.gallery_path()?;
+    Ok(OpenOptions::new(DLIB_MODEL_ID, 128).read_only(true).open(&path)?)
 }
 
 pub fn info(g: &GlobalOpts) -> Result<Outcome> {
-    let gal = open(g, None)?;
+    let gal = open_read(g)?;
     let (s, t) = gal.counts()?;
     let c = gal.contract();
     println!("gallery   {}", gal.path().display());
@@ -203,8 +216,8 @@ pub fn enroll(g: &GlobalOpts, a: EnrollArgs) -> Result<Outcome> {
         }
         bail!("nothing enrolled for \"{}\": {} of {} photo(s) refused", a.name, refused.len(), photos.len());
     }
-    let gal = open(g, Some(a.metric))?;
-    let out = gal.enroll(&a.name, a.meta.as_deref(), &templates)?;
+    let gal = open(g, true, a.metric)?;
+    let out = gal.enroll_with(&a.name, a.meta.as_deref(), &templates, EnrollOptions { allow_duplicate: a.allow_duplicate })?;
     eprintln!(
         "enrolled \"{}\": {} new template(s){}",
         a.name,
@@ -226,7 +239,7 @@ pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
         jobs.extend(photos.iter().map(|p| (name.clone(), p.clone())));
     }
     let v = g.visage()?;
-    let gal = open(g, Some(a.metric))?;
+    let gal = open(g, true, a.metric)?;
     let choice = if a.largest { FaceChoice::Largest } else { FaceChoice::Only };
     let bar = progress(jobs.len(), "enrolling", g.quiet);
     let (mut added, mut already, mut no_face, mut several, mut failed) = (0usize, 0usize, Vec::new(), Vec::new(), Vec::new());
@@ -252,7 +265,7 @@ pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
                         face_box: [b.left, b.top, b.right, b.bottom],
                         source: Some(p.display().to_string()),
                     };
-                    let o = gal.enroll(name, None, &[t])?;
+                    let o = gal.enroll_with(name, None, &[t], EnrollOptions { allow_duplicate: a.allow_duplicate })?;
                     added += o.added;
                     already += o.already;
                 }
@@ -290,7 +303,7 @@ pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
 }
 
 pub fn subjects(g: &GlobalOpts, c: SubjectsCommand) -> Result<Outcome> {
-    let gal = open(g, None)?;
+    let gal = if matches!(c, SubjectsCommand::List { .. }) { open_read(g)? } else { open(g, false, None)? };
     match c {
         SubjectsCommand::List { json } => {
             let list = gal.subjects()?;
@@ -319,14 +332,21 @@ pub fn subjects(g: &GlobalOpts, c: SubjectsCommand) -> Result<Outcome> {
 }
 
 pub fn forget(g: &GlobalOpts, name: &str) -> Result<Outcome> {
-    let gal = open(g, None)?;
-    let n = gal.forget(name)?;
-    eprintln!("forgot {name:?}: {n} template(s) deleted and overwritten");
+    let gal = open(g, false, None)?;
+    let out = gal.forget(name)?;
+    if out.erased {
+        eprintln!("forgot {name:?}: {} template(s) deleted and overwritten", out.templates);
+    } else {
+        eprintln!(
+            "forgot {name:?}: {} template(s) deleted; another process still reads the gallery, so their bytes are overwritten when it closes and the gallery is next opened for writing",
+            out.templates
+        );
+    }
     Ok(Outcome::Ok)
 }
 
 pub fn verify(g: &GlobalOpts, a: VerifyArgs) -> Result<Outcome> {
-    let gal = open(g, None)?;
+    let gal = open_read(g)?;
     let threshold = match a.threshold {
         Some(t) => t,
         None => gal.threshold()?,
@@ -358,7 +378,7 @@ pub fn verify(g: &GlobalOpts, a: VerifyArgs) -> Result<Outcome> {
 }
 
 pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
-    let gal = open(g, None)?;
+    let gal = open_read(g)?;
     let threshold = match a.threshold {
         Some(t) => t,
         None => gal.threshold()?,
@@ -434,7 +454,7 @@ fn print_identified(path: &Path, faces: &[serde_json::Value], top: usize) {
 }
 
 pub fn calibrate_cmd(g: &GlobalOpts, a: CalibrateArgs) -> Result<Outcome> {
-    let gal = open(g, None)?;
+    let gal = if a.store { open(g, false, None)? } else { open_read(g)? };
     let metric = gal.contract().metric;
     let templates = gal.templates()?;
     let mut ids = std::collections::HashMap::new();

@@ -82,7 +82,7 @@ pub fn run(g: &GlobalOpts, a: RecognizeArgs) -> Result<Outcome> {
                 }
                 Ok(faces) => {
                     for f in faces {
-                        let best = index.search_exact(&f.embedding, 1);
+                        let best = index.search(&f.embedding, 1)?;
                         let (name, d) = match best.first() {
                             Some(c) if (c.distance as f64) < a.tolerance => (names[c.subject as usize].as_str(), Some(c.distance)),
                             _ => ("unknown_person", None),
