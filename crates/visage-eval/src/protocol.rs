@@ -94,17 +94,9 @@ pub fn best_threshold(train: &[(f64, bool)]) -> f64 {
 }
 
 /// The largest threshold whose FAR on `impostor` distances is at most `target`: the
-/// (k+1)-th smallest impostor distance, k = floor(target * count).
-pub fn threshold_at_far(impostor: &[f64], target: f64) -> f64 {
-    let mut i = impostor.to_vec();
-    i.sort_by(f64::total_cmp);
-    let k = (target * i.len() as f64).floor() as usize;
-    if k >= i.len() {
-        i[i.len() - 1] + 1.0
-    } else {
-        i[k]
-    }
-}
+/// (k+1)-th smallest impostor distance, k = floor(target * count) (the gallery's calibration
+/// computes it, so `visage calibrate` and `visage eval` agree).
+pub use visage_gallery::calibrate::threshold_at_far;
 
 /// Runs the protocol over `folds` folds: thresholds are always chosen on the other folds.
 pub fn evaluate(pairs: &[Scored], folds: usize, target_far: f64) -> Protocol {

@@ -2,16 +2,8 @@
 
 use serde::Serialize;
 
-/// One point of the ROC curve.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct RocPoint {
-    /// Threshold: pairs strictly below it are accepted.
-    pub threshold: f64,
-    /// False-accept rate.
-    pub far: f64,
-    /// True-accept rate.
-    pub tar: f64,
-}
+/// One point of the ROC curve (the gallery's type: one ROC and one EER for the whole project).
+pub use visage_gallery::calibrate::RocPoint;
 
 /// ROC summary.
 #[derive(Debug, Clone, Serialize)]
@@ -27,52 +19,19 @@ pub struct Roc {
     pub points: Vec<RocPoint>,
 }
 
-/// Computes the ROC of `(distance, same)` pairs. Needs both kinds of pairs.
+/// Computes the ROC of `(distance, same)` pairs. Needs both kinds of pairs. The curve and
+/// the EER come from `visage_gallery::calibrate`, which `visage calibrate` uses too.
 pub fn roc(pairs: &[(f64, bool)]) -> Option<Roc> {
-    let g = pairs.iter().filter(|p| p.1).count() as f64;
-    let i = pairs.len() as f64 - g;
-    if g == 0.0 || i == 0.0 {
+    let genuine: Vec<f64> = pairs.iter().filter(|p| p.1).map(|p| p.0).collect();
+    let impostor: Vec<f64> = pairs.iter().filter(|p| !p.1).map(|p| p.0).collect();
+    let points = visage_gallery::calibrate::roc_curve(&genuine, &impostor);
+    if points.is_empty() {
         return None;
     }
-    let mut s = pairs.to_vec();
-    s.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut points = vec![RocPoint { threshold: s[0].0, far: 0.0, tar: 0.0 }];
-    let (mut tp, mut fp) = (0f64, 0f64);
-    let mut auc = 0.0;
-    let mut k = 0;
-    while k < s.len() {
-        // All pairs at this exact distance move together (ties).
-        let d = s[k].0;
-        let (mut dg, mut di) = (0f64, 0f64);
-        while k < s.len() && s[k].0 == d {
-            if s[k].1 {
-                dg += 1.0;
-            } else {
-                di += 1.0;
-            }
-            k += 1;
-        }
-        // Trapezoid in (FAR, TAR): impostors accepted at this step times the mean TAR.
-        auc += (di / i) * ((tp + tp + dg) / 2.0 / g);
-        tp += dg;
-        fp += di;
-        let next = if k < s.len() { s[k].0 } else { d + 1e-9 };
-        points.push(RocPoint { threshold: (d + next) / 2.0, far: fp / i, tar: tp / g });
-    }
-    // EER: first crossing of FAR and FRR = 1 - TAR, interpolated between points.
-    let mut eer = (0.5, points[0].threshold);
-    for w in points.windows(2) {
-        let (a, b) = (w[0], w[1]);
-        let (fa, fb) = (a.far - (1.0 - a.tar), b.far - (1.0 - b.tar));
-        if fa <= 0.0 && fb >= 0.0 {
-            let t = if fb - fa == 0.0 { 0.0 } else { -fa / (fb - fa) };
-            let far = a.far + t * (b.far - a.far);
-            let frr = (1.0 - a.tar) + t * (a.tar - b.tar);
-            eer = ((far + frr) / 2.0, a.threshold + t * (b.threshold - a.threshold));
-            break;
-        }
-    }
-    Some(Roc { auc, eer: eer.0, eer_threshold: eer.1, points })
+    // Trapezoids in (FAR, TAR); tied pairs move together, so ties count half.
+    let auc = points.windows(2).map(|w| (w[1].far - w[0].far) * (w[0].tar + w[1].tar) / 2.0).sum();
+    let (eer, eer_threshold) = visage_gallery::calibrate::eer(&points);
+    Some(Roc { auc, eer, eer_threshold, points })
 }
 
 /// TAR at the largest threshold whose FAR is at most `far` (read off the curve).
@@ -99,5 +58,11 @@ mod tests {
         assert!((roc(&[(0.4, true), (0.4, false)]).unwrap().auc - 0.5).abs() < 1e-12);
         assert_eq!(tar_at_far(&r, 0.0), 0.5);
         assert!(roc(&[(0.1, true)]).is_none());
+        // The same EER as `visage calibrate` on the same data (hand-computed: 1/3 at 0.4833).
+        let pairs = [(0.1, true), (0.2, true), (0.6, true), (0.4, false), (0.5, false), (0.8, false), (0.9, false)];
+        let r = roc(&pairs).unwrap();
+        let c = visage_gallery::calibrate::calibrate(&[0.1, 0.2, 0.6], &[0.4, 0.5, 0.8, 0.9], 0.25).unwrap();
+        assert!((r.eer - 1.0 / 3.0).abs() < 1e-12 && (r.eer_threshold - (0.45 + 0.1 / 3.0)).abs() < 1e-12, "{r:?}");
+        assert_eq!((r.eer, r.eer_threshold), (c.eer, c.eer_threshold));
     }
 }
