@@ -50,6 +50,11 @@ pub struct PhotoOpts {
     #[arg(long, global = true, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=visage::HogDetector::MAX_UPSAMPLE as i64))]
     pub upsample: u32,
+    /// Face detector: hog (dlib's HOG: fast, frontal faces), cnn (dlib's CNN, face_recognition's
+    /// model="cnn": profiles, small and rotated faces; needs `visage models fetch --all`), or
+    /// auto (HOG, and the CNN on photos where HOG finds no face).
+    #[arg(long, global = true, default_value = "hog", value_name = "hog|cnn|auto")]
+    pub detector: visage::DetectorChoice,
 }
 
 /// What a command runs with: the options of every command, and those of its own kind (photo
@@ -64,6 +69,8 @@ pub struct GlobalOpts {
     pub max_pixels: u64,
     /// Detector upsampling.
     pub upsample: u32,
+    /// The face detector.
+    pub detector: visage::DetectorChoice,
     /// Worker threads.
     pub threads: Option<usize>,
     /// No progress bars or warnings.
@@ -81,6 +88,7 @@ impl TopOpts {
             gallery: gallery.and_then(|g| g.gallery.clone()).or_else(|| self.gallery.clone()),
             max_pixels: photo.map_or(ImageLimits::DEFAULT.max_pixels, |p| p.max_pixels),
             upsample: photo.map_or(1, |p| p.upsample),
+            detector: photo.map_or(visage::DetectorChoice::Hog, |p| p.detector),
             threads: self.threads,
             quiet: self.quiet,
             verbose: self.verbose,
@@ -146,7 +154,13 @@ impl GlobalOpts {
     pub fn visage_with(&self, landmarks: visage::LandmarkScheme) -> Result<Visage> {
         let store = self.store()?;
         let t = std::time::Instant::now();
-        let config = visage::Config { upsample: self.upsample, limits: self.limits(), landmarks, ..visage::Config::from_env() };
+        let config = visage::Config {
+            upsample: self.upsample,
+            limits: self.limits(),
+            landmarks,
+            detector: self.detector,
+            ..visage::Config::from_env()
+        };
         let v = Visage::from_config(&store, &config)?;
         tracing::info!("models loaded from {} in {:.0} ms", store.dir().display(), t.elapsed().as_secs_f64() * 1e3);
         Ok(v)

@@ -161,14 +161,25 @@ fn killed_mid_enrollment_the_gallery_stays_consistent_and_a_rerun_resumes() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Once 20 templates are committed, take the write lock: the child's next commit waits for
+    // it, so the kill lands mid-run however fast or slow the machine is.
     let start = Instant::now();
-    while (!g.exists() || template_count(&g) < 20) && start.elapsed() < Duration::from_secs(60) {
+    let lock = loop {
+        if g.exists() && template_count(&g) >= 20 {
+            let c = rusqlite::Connection::open(&g).unwrap();
+            c.busy_timeout(Duration::from_secs(60)).unwrap();
+            c.execute_batch("BEGIN IMMEDIATE").unwrap();
+            break c;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "enroll-dir ended before it had committed 20 templates");
+        assert!(start.elapsed() < Duration::from_secs(600), "enroll-dir committed fewer than 20 templates in 10 minutes");
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    drop(lock);
     let partial = template_count(&g);
-    assert!(partial > 0 && partial < expected, "killed after {partial} of {expected}");
+    assert!(partial >= 20 && partial < expected, "killed after {partial} of {expected}");
     check_consistent(&g);
 
     let o = visage(&g, &["enroll-dir", &people.to_string_lossy()]);

@@ -10,10 +10,12 @@
 
 #![warn(missing_docs)]
 
+mod fallback;
 pub mod hog;
 pub mod mmod;
 pub mod shape_predictor;
 
+pub use fallback::FallbackDetector;
 pub use hog::HogDetector;
 pub use mmod::{MmodDetector, MmodError};
 pub use shape_predictor::{ShapeError, ShapePredictor};

@@ -25,7 +25,15 @@ pub(crate) struct ConvLayer {
     scale: Vec<f32>,
     /// Folded `gamma * bias + beta`, padded likewise.
     shift: Vec<f32>,
+    /// For stride-1 layers of at most [`NARROW_MAX`] outputs: the same layer as a 1x1
+    /// convolution to one channel per (output, tap), summed over the taps afterwards. A GEMM
+    /// panel of 1 output in 32 would be 97% padding; `cout * k * k` outputs fill them.
+    narrow: Option<Box<ConvLayer>>,
 }
+
+/// Stride-1 layers with at most this many output channels (and a kernel above 1) run as a
+/// 1x1 convolution to every tap, then a sum over the taps.
+pub(crate) const NARROW_MAX: usize = 4;
 
 /// The per-geometry offset table of one convolution.
 pub(crate) struct Indirection {
@@ -75,7 +83,78 @@ impl ConvLayer {
             scale[o] = affine.gamma[o];
             shift[o] = affine.gamma[o] * conv.bias[o] + affine.beta[o];
         }
-        Self { isa, in_channels: cin, out_channels: cout, kernel: k, stride: conv.stride, pad: conv.pad, relu, packed, scale, shift }
+        let narrow = (cout <= NARROW_MAX && k > 1 && conv.stride == 1).then(|| {
+            // Output channel (o * k + ky) * k + kx of the 1x1 layer is tap (ky, kx) of output o.
+            let taps = cout * k * k;
+            let mut filters = vec![0f32; taps * cin];
+            for o in 0..cout {
+                for ci in 0..cin {
+                    for t in 0..k * k {
+                        filters[(o * k * k + t) * cin + ci] = conv.filters[(o * cin + ci) * k * k + t];
+                    }
+                }
+            }
+            let one = ConvWeights { out_channels: taps, in_channels: cin, kernel: 1, stride: 1, pad: 0, filters, bias: vec![0.0; taps] };
+            Box::new(ConvLayer::new(isa, &one, &Affine::identity(taps), false))
+        });
+        Self {
+            isa,
+            in_channels: cin,
+            out_channels: cout,
+            kernel: k,
+            stride: conv.stride,
+            pad: conv.pad,
+            relu,
+            packed,
+            scale,
+            shift,
+            narrow,
+        }
+    }
+
+    /// A narrow layer: every tap of every output through the 1x1 layer `taps`, then
+    /// `out[y][x][o] = epilogue(sum_{ky,kx} t[y+ky-pad][x+kx-pad][(o*k+ky)*k+kx])`, zero
+    /// outside the input.
+    fn run_narrow(&self, taps: &ConvLayer, ind: &Indirection, input: &[f32], zero: &[f32], residual: Option<&[f32]>, out: &mut [f32]) {
+        let s = ind.input;
+        let os = self.output_shape(s);
+        assert!(out.len() >= os.len(), "output buffer too small");
+        if let Some(r) = residual {
+            assert!(r.len() >= os.len(), "residual buffer too small");
+        }
+        let (k, pad, cout) = (self.kernel, self.pad as isize, self.out_channels);
+        let nt = cout * k * k;
+        let mut t = vec![0f32; ind.output.len()];
+        taps.run(ind, input, zero, None, &mut t);
+        let row = os.w * cout;
+        out[..os.len()].par_chunks_mut(row).enumerate().for_each(|(nr, o)| {
+            let (n, y) = (nr / os.h, nr % os.h);
+            for x in 0..os.w {
+                for oc in 0..cout {
+                    let mut acc = 0f32;
+                    for ky in 0..k {
+                        let iy = y as isize + ky as isize - pad;
+                        if iy < 0 || iy >= s.h as isize {
+                            continue;
+                        }
+                        let base = (n * s.h + iy as usize) * s.w;
+                        for kx in 0..k {
+                            let ix = x as isize + kx as isize - pad;
+                            if ix < 0 || ix >= s.w as isize {
+                                continue;
+                            }
+                            acc += t[(base + ix as usize) * nt + (oc * k + ky) * k + kx];
+                        }
+                    }
+                    let i = x * cout + oc;
+                    let mut v = self.scale[oc] * acc + self.shift[oc];
+                    if let Some(r) = residual {
+                        v += r[nr * row + i];
+                    }
+                    o[i] = if self.relu { v.max(0.0) } else { v };
+                }
+            }
+        });
     }
 
     /// The instruction set the weights are packed for.
@@ -114,6 +193,9 @@ impl ConvLayer {
 
     /// The longest contiguous segment this layer reads (the zero buffer must be this long).
     pub fn max_seg_len(&self) -> usize {
+        if let Some(t) = &self.narrow {
+            return t.max_seg_len();
+        }
         if self.pad == 0 {
             self.kernel * self.in_channels
         } else {
@@ -121,8 +203,11 @@ impl ConvLayer {
         }
     }
 
-    /// Builds the offset table for `input`.
+    /// Builds the offset table for `input` (for a narrow layer: its 1x1 tap layer's).
     pub fn indirection(&self, input: Shape) -> Indirection {
+        if let Some(t) = &self.narrow {
+            return t.indirection(input);
+        }
         assert_eq!(input.c, self.in_channels, "input channels");
         let output = self.output_shape(input);
         let mr = self.isa.mr();
@@ -154,6 +239,9 @@ impl ConvLayer {
     /// `zero` must hold at least [`Self::max_seg_len`] zeros; `residual`, when given, has the
     /// output's geometry.
     pub fn run(&self, ind: &Indirection, input: &[f32], zero: &[f32], residual: Option<&[f32]>, out: &mut [f32]) {
+        if let Some(t) = &self.narrow {
+            return self.run_narrow(t, ind, input, zero, residual, out);
+        }
         let (mr, nr) = (self.isa.mr(), self.isa.nr());
         assert!(input.len() >= ind.input.len(), "input buffer too small");
         assert!(out.len() >= ind.output.len(), "output buffer too small");

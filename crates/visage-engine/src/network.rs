@@ -554,6 +554,11 @@ impl Network {
                 Step::Conv { conv, input, residual, output } => {
                     let plan = plan.as_ref().expect("a convolution step has a plan");
                     match residual {
+                        // A block whose only convolution adds the block's own input.
+                        Some(r) if r == input => {
+                            let [i, o] = bufs.get_disjoint_mut([*input, *output]).expect("distinct slots");
+                            conv.run(plan, i, zero, Some(i), o);
+                        }
                         Some(r) => {
                             let [i, r, o] = bufs.get_disjoint_mut([*input, *r, *output]).expect("distinct slots");
                             conv.run(plan, i, zero, Some(r), o);

@@ -256,3 +256,23 @@ fn bad_weights_and_inputs_are_errors_not_panics() {
     let net = Network::new(3, &[Layer::conv("c", 1, 1), Layer::fc("fc")], &w, opts).unwrap();
     assert!(net.workspace(1, 3, 3).is_err(), "36 inputs for a layer of 7");
 }
+
+#[test]
+fn narrow_layers_match_the_reference() {
+    // Layers of at most 4 outputs run as a 1x1 convolution to every tap, then a tap sum:
+    // a 3->3 3x3 layer with a fused residual and relu, then the MMOD-like 9x9 scoring layer.
+    let mut rng = SeededRng::new(13);
+    let mut w = Weights::new();
+    conv(&mut w, &mut rng, "n3", 3, 3, 3, true);
+    affine(&mut w, &mut rng, "a3", 3);
+    conv(&mut w, &mut rng, "n1", 1, 3, 9, true);
+    let layers = vec![
+        Layer::Residual { main: vec![Layer::conv("n3", 1, 1), Layer::affine("a3")], skip: vec![] },
+        Layer::Relu,
+        Layer::conv("n1", 1, 4),
+    ];
+    for isa in Isa::supported() {
+        let d = run_both(&layers, &w, 2, 13, 11, EngineOptions { isa, winograd: false }, &mut rng);
+        assert!(d < 1e-5, "{isa:?}: relative max diff {d:e}");
+    }
+}

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use visage::{AlignedChip, DRect, Face, FaceChoice, Rect, RgbImage, Visage, VisageError};
-use visage_core::SeededRng;
 use visage_align::{extract_chip, ChipDetails};
+use visage_core::SeededRng;
 
 /// The most jittered copies per photo supported ([`EmbedOptions::jitter`]). Photos are
 /// embedded in batches sized so that a batch holds at most about 512 chips (one photo's copies
@@ -41,11 +41,15 @@ pub struct EmbedOptions {
     pub jitter: u32,
     /// Landmark model used for alignment: 5 (default) or 68 points.
     pub landmarks: u32,
+    /// The face detector's name (`hog`, `cnn`, `auto`).
+    pub detector: &'static str,
 }
 
 impl EmbedOptions {
     fn cache_name(&self, model: &str) -> String {
-        format!("{model}-up{}-flip{}-jitter{}-lm{}-policy2.emb", self.upsample, self.flip as u8, self.jitter, self.landmarks)
+        // HOG keeps the name it always had, so existing caches stay valid.
+        let det = if self.detector == "hog" { String::new() } else { format!("-{}", self.detector) };
+        format!("{model}-up{}-flip{}-jitter{}-lm{}{det}-policy2.emb", self.upsample, self.flip as u8, self.jitter, self.landmarks)
     }
 }
 
@@ -89,7 +93,6 @@ pub fn pick_face(v: &Visage, img: &RgbImage) -> Result<(Face, FaceSource), Visag
         None => Ok((v.face_at(img, fallback_box(w, h))?, FaceSource::Fallback)),
     }
 }
-
 
 /// dlib's `jitter_image` on a square chip.
 fn jitter(chip: &RgbImage, rng: &mut SeededRng) -> RgbImage {

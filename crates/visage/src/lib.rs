@@ -32,11 +32,11 @@ mod choice;
 mod pipeline;
 
 pub use choice::FaceChoice;
-pub use pipeline::{largest, Config, Face, FaceEmbedding, Visage, VisageBuilder, VisageError};
+pub use pipeline::{largest, Config, DetectorChoice, Face, FaceEmbedding, Visage, VisageBuilder, VisageError};
 pub use visage_core::{
     image_io, AlignedChip, ChipGeometry, DPoint, DRect, Detection, DetectorSource, FaceDetector, FaceEmbedder, ImageError, ImageLimits,
     InputNormalization, LandmarkScheme, Landmarker, Metric, ModelDescriptor, Point, Rect, RgbImage, StageError, Thresholds,
 };
-pub use visage_detect::{HogDetector, ShapePredictor};
+pub use visage_detect::{FallbackDetector, HogDetector, MmodDetector, ShapePredictor};
 pub use visage_embed::{Embedder, EngineOptions};
 pub use visage_models::{ModelFile, ModelStore};

@@ -11,7 +11,7 @@ use visage_core::{
     AlignedChip, Detection, DetectorSource, FaceDetector, FaceEmbedder, ImageError, ImageLimits, LandmarkScheme, Landmarker,
     ModelDescriptor, Point, Rect, RgbImage, StageError,
 };
-use visage_detect::{HogDetector, ShapeError, ShapePredictor};
+use visage_detect::{FallbackDetector, HogDetector, MmodDetector, MmodError, ShapeError, ShapePredictor};
 use visage_embed::{EmbedError, Embedder, EngineOptions};
 use visage_models::{ModelFile, ModelStore};
 
@@ -27,6 +27,9 @@ pub enum VisageError {
     /// The landmark model could not be loaded.
     #[error(transparent)]
     Shape(#[from] ShapeError),
+    /// The CNN detector could not be loaded.
+    #[error("the CNN face detector: {0} (it is installed by `visage models fetch --all`)")]
+    Cnn(#[from] MmodError),
     /// A stage failed.
     #[error(transparent)]
     Stage(#[from] StageError),
@@ -91,6 +94,42 @@ pub struct FaceEmbedding {
 /// A photo's faces and their chips, in the same order.
 type FacesAndChips = (Vec<Face>, Vec<AlignedChip>);
 
+/// Which face detector the dlib pipeline uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DetectorChoice {
+    /// dlib's HOG frontal detector (fast; frontal faces).
+    #[default]
+    Hog,
+    /// dlib's CNN (MMOD) detector, face_recognition's `model="cnn"` (profiles, small and
+    /// rotated faces; slower).
+    Cnn,
+    /// HOG, and the CNN detector on photos where HOG finds no face.
+    Auto,
+}
+
+impl DetectorChoice {
+    /// `hog`, `cnn` or `auto`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DetectorChoice::Hog => "hog",
+            DetectorChoice::Cnn => "cnn",
+            DetectorChoice::Auto => "auto",
+        }
+    }
+}
+
+impl std::str::FromStr for DetectorChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "hog" => Ok(DetectorChoice::Hog),
+            "cnn" | "mmod" => Ok(DetectorChoice::Cnn),
+            "auto" => Ok(DetectorChoice::Auto),
+            other => Err(format!("unknown detector {other:?} (expected hog, cnn or auto)")),
+        }
+    }
+}
+
 /// How the default (dlib) pipeline is configured. `Config::default()` is face_recognition's
 /// behaviour on the best kernels of this CPU; [`Config::from_env`] applies the documented
 /// environment overrides, for programs to call once at start.
@@ -101,6 +140,8 @@ pub struct Config {
     pub upsample: u32,
     /// Landmarks to align on: dlib's 5-point model (default) or its 68-point model.
     pub landmarks: LandmarkScheme,
+    /// The face detector.
+    pub detector: DetectorChoice,
     /// Limits for loading photos and for the detector's work.
     pub limits: ImageLimits,
     /// How the networks are compiled.
@@ -114,6 +155,7 @@ impl Default for Config {
         Config {
             upsample: 1,
             landmarks: LandmarkScheme::Dlib5,
+            detector: DetectorChoice::Hog,
             limits: ImageLimits::DEFAULT,
             engine: EngineOptions::default(),
             hog_simd: true,
@@ -200,12 +242,15 @@ impl Visage {
             LandmarkScheme::Dlib68 => ShapePredictor::parse(&store.read_verified(ModelFile::ShapePredictor68).map_err(ShapeError::from)?)
                 .map_err(ShapeError::from)?,
         };
-        Self::builder()
-            .detector(HogDetector::new().with_upsample(config.upsample).with_simd(config.hog_simd))
-            .landmarker(landmarks)
-            .embedder(Embedder::from_store_with(store, config.engine)?)
-            .limits(config.limits)
-            .build()
+        let hog = || HogDetector::new().with_upsample(config.upsample).with_simd(config.hog_simd);
+        let cnn = || MmodDetector::from_store(store, config.engine).map(|d| d.with_upsample(config.upsample));
+        let b = Self::builder();
+        let b = match config.detector {
+            DetectorChoice::Hog => b.detector(hog()),
+            DetectorChoice::Cnn => b.detector(cnn()?),
+            DetectorChoice::Auto => b.detector(FallbackDetector::new(hog(), cnn()?)),
+        };
+        b.landmarker(landmarks).embedder(Embedder::from_store_with(store, config.engine)?).limits(config.limits).build()
     }
 
     /// What the embedding model is: id, dimension, chip geometry, default thresholds.

@@ -128,7 +128,8 @@ fn embed_photos(
     o: &EvalOpts,
     photos: &[PathBuf],
 ) -> Result<(std::collections::HashMap<PathBuf, visage_eval::embed::Embedded>, visage_eval::embed::EmbedStats)> {
-    let options = EmbedOptions { upsample: g.upsample, flip: o.flip, jitter: o.jitter, landmarks: o.landmarks };
+    let options =
+        EmbedOptions { upsample: g.upsample, flip: o.flip, jitter: o.jitter, landmarks: o.landmarks, detector: g.detector.name() };
     let cache_dir = if o.no_cache { None } else { o.cache.clone().or_else(|| dirs::cache_dir().map(|d| d.join("visage").join("eval"))) };
     let embedder = EvalEmbedder::new(v, options, cache_dir.as_deref(), visage_gallery::DLIB_MODEL_ID);
     let bar = progress(photos.len(), "embedding", g.quiet || o.json);

@@ -14,7 +14,8 @@ use visage::Face;
 
 /// A face as JSON: `box` is the rectangle the landmarks were computed in (trimmed to the
 /// photo), `detection` the detector's raw rectangle; both `[left, top, right, bottom]`,
-/// inclusive.
+/// inclusive. `detector` names the detector that found the face (`hog` or `cnn`; with
+/// `--detector auto` either), `filter` which of HOG's five filters fired.
 pub fn face_json(f: &Face) -> Value {
     let r = |r: visage::Rect| json!([r.left, r.top, r.right, r.bottom]);
     let mut v = json!({
@@ -24,8 +25,9 @@ pub fn face_json(f: &Face) -> Value {
     });
     if f.detector.name != "given" {
         v["score"] = json!(f.score);
+        v["detector"] = json!(f.detector.name);
         if let Some(sub) = f.detector.sub {
-            v["detector"] = json!(sub);
+            v["filter"] = json!(sub);
         }
     }
     v
