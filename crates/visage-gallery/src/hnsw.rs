@@ -103,7 +103,7 @@ impl HnswIndex {
 
     /// Makes room for `more` templates beyond the current ones (growing by at least a quarter,
     /// so that growth, which briefly holds searches, is rare).
-    pub fn reserve(&self, more: usize) -> Result<(), GalleryError> {
+    fn grow(&self, more: usize) -> Result<(), GalleryError> {
         let (size, cap) = {
             let a = self.ann.read().unwrap_or_else(|e| e.into_inner());
             (a.size(), a.capacity())
@@ -145,7 +145,7 @@ impl VectorIndex for HnswIndex {
             return Err(GalleryError::Index(format!("a {}-d vector given to a {}-d index", v.len(), self.dim)));
         }
         let _w = self.writes.lock().unwrap_or_else(|e| e.into_inner());
-        self.reserve(items.len())?;
+        self.grow(items.len())?;
         let ann = self.ann.read().unwrap_or_else(|e| e.into_inner());
         let add = |(id, v): &(i64, &[f32])| -> Result<(), GalleryError> {
             let key = *id as u64;
@@ -159,6 +159,11 @@ impl VectorIndex for HnswIndex {
         } else {
             items.iter().try_for_each(add)
         }
+    }
+
+    fn reserve(&self, additional: usize) -> Result<(), GalleryError> {
+        let _w = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        self.grow(additional)
     }
 
     fn remove(&self, id: i64) -> Result<bool, GalleryError> {

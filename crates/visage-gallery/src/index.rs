@@ -64,6 +64,11 @@ pub trait VectorIndex: Send + Sync {
     fn add_batch(&self, items: &[(i64, &[f32])]) -> Result<(), GalleryError> {
         items.iter().try_for_each(|(id, v)| self.add(*id, v))
     }
+    /// Makes room for `additional` more templates before a bulk load (a hint; the default
+    /// does nothing).
+    fn reserve(&self, _additional: usize) -> Result<(), GalleryError> {
+        Ok(())
+    }
     /// Removes a template; returns whether it was there.
     fn remove(&self, id: i64) -> Result<bool, GalleryError>;
     /// The `n` nearest templates to `query`, nearest first (fewer when the index holds fewer).
@@ -142,9 +147,11 @@ impl SearchIndex {
         owner.extend(owners.iter().copied());
     }
 
-    /// Reserves room in the template-to-subject map for `more` templates.
-    pub fn reserve(&self, more: usize) {
+    /// Reserves room for `more` templates, in the index and the template-to-subject map.
+    pub fn reserve(&self, more: usize) -> Result<(), GalleryError> {
+        self.index.reserve(more)?;
         self.owner.write().unwrap_or_else(|e| e.into_inner()).reserve(more);
+        Ok(())
     }
 
     /// Removes template `id`; returns whether it was there.

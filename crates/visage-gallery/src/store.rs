@@ -718,11 +718,11 @@ impl Gallery {
             }
         }
         let new_subject = created || out.added > 0;
-        let counters = if new_subject { Some(bump(&tx, false).map_err(&err)?) } else { None };
-        tx.commit().map_err(&err)?;
-        drop(conn);
-        if let Some((before, after)) = counters {
-            self.apply(before, after, |live| {
+        if !new_subject {
+            tx.commit().map_err(&err)?;
+        } else {
+            let (before, after) = bump(&tx, false).map_err(&err)?;
+            self.commit_and_apply(tx, before, after, |live| {
                 live.names.write().unwrap_or_else(|e| e.into_inner()).insert(id, name.clone());
                 let items: Vec<(i64, i64, &[f32])> = added
                     .iter()
@@ -733,20 +733,27 @@ impl Gallery {
                 Ok((added.iter().map(|a| a.0).max(), Some(id)))
             })?;
         }
+        drop(conn);
         Ok(out)
     }
 
-    /// Applies this process's own committed change to the live index (when loaded). The
-    /// index's generation moves on only when it had seen everything before this change.
-    fn apply(
+    /// Commits this process's own change and applies it to the live index (when loaded). The
+    /// index's sync lock is held across the commit, so searches that see the new generation
+    /// leave the update to this thread instead of reading it back from SQLite (they only
+    /// try that lock, never wait for it). The index's generation moves on only when it had
+    /// seen everything before this change.
+    fn commit_and_apply(
         &self,
+        tx: rusqlite::Transaction,
         before: Counters,
         after: Counters,
         f: impl FnOnce(&Live) -> Result<(Option<i64>, Option<i64>), GalleryError>,
     ) -> Result<(), GalleryError> {
-        let Some(live) = self.live.read().unwrap_or_else(|e| e.into_inner()).clone() else { return Ok(()) };
-        let mut st = live.sync.lock().unwrap_or_else(|e| e.into_inner());
-        let (max_t, max_s) = f(&live)?;
+        let live = self.live.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let guard = live.as_deref().map(|l| l.sync.lock().unwrap_or_else(|e| e.into_inner()));
+        tx.commit().map_err(self.err())?;
+        let (Some(live), Some(mut st)) = (live.as_deref(), guard) else { return Ok(()) };
+        let (max_t, max_s) = f(live)?;
         if st.seen == before {
             st.seen = after;
             st.max_template = st.max_template.max(max_t.unwrap_or(0));
@@ -808,9 +815,7 @@ impl Gallery {
         let Some(id) = id else { return Err(GalleryError::UnknownSubject { name: old, path: self.path.clone() }) };
         tx.execute("UPDATE subjects SET name = ?2 WHERE id = ?1", params![id, new]).map_err(&err)?;
         let (before, after) = bump(&tx, true).map_err(&err)?;
-        tx.commit().map_err(&err)?;
-        drop(conn);
-        self.apply(before, after, |live| {
+        self.commit_and_apply(tx, before, after, |live| {
             live.names.write().unwrap_or_else(|e| e.into_inner()).insert(id, new);
             Ok((None, None))
         })
@@ -889,20 +894,19 @@ impl Gallery {
             [now().to_string()],
         )
         .map_err(&err)?;
-        tx.commit().map_err(&err)?;
-        let erased = Self::checkpoint(&conn, self.opts.erase_wait).map_err(&err)?;
-        if erased {
-            conn.execute("DELETE FROM meta WHERE key = 'pending_erase'", []).map_err(&err)?;
-            let _ = Self::checkpoint(&conn, Duration::ZERO);
-        }
-        drop(conn);
-        self.apply(before, after, |live| {
+        self.commit_and_apply(tx, before, after, |live| {
             for t in &ids {
                 live.index.remove(*t)?;
             }
             live.names.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
             Ok((None, None))
         })?;
+        let erased = Self::checkpoint(&conn, self.opts.erase_wait).map_err(&err)?;
+        if erased {
+            conn.execute("DELETE FROM meta WHERE key = 'pending_erase'", []).map_err(&err)?;
+            let _ = Self::checkpoint(&conn, Duration::ZERO);
+        }
+        drop(conn);
         // The cached HNSW graph holds copies of the vectors: delete it now.
         let graph = self.graph_cache();
         for f in [graph.with_extension("hnsw.generation"), graph] {
@@ -990,7 +994,8 @@ impl Gallery {
             return Err(GalleryError::Index(format!("the {} index cannot search by {metric}", index.capabilities().name)));
         }
         let index = SearchIndex::with_index(index);
-        index.reserve(count + count / 4 + 1024);
+        // Room for the file's templates and a quarter more, so enrollments do not grow it soon.
+        index.reserve(count + count / 4 + 1024)?;
         let mut st = SyncState { seen, ..Default::default() };
         let mut names = HashMap::new();
         {

@@ -113,7 +113,8 @@ fn start(job: &str, path: &Path) -> Child {
         }
         line.clear();
     }
-    panic!("helper {job} ended before it was ready");
+    let status = child.wait().unwrap();
+    panic!("helper {job} ended ({status}) before it was ready");
 }
 
 fn finish(mut child: Child) {
