@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::path::Path;
-use visage::{largest, Face, Visage};
+use visage::{largest, AlignedChip, Face, FaceEmbedding, RgbImage, Visage};
 
 /// Which face of a multi-face photo to use.
 #[derive(Debug, Clone, Copy)]
@@ -65,23 +65,51 @@ pub fn one_face(v: &Visage, path: &Path, choice: FaceChoice) -> Result<std::resu
     one_face_in(v, &v.load_image(path)?, path, choice)
 }
 
-/// The chosen face of a photo already read (`path` names it in messages).
-pub fn one_face_of(v: &Visage, photo: &Photo, path: &Path, choice: FaceChoice) -> Result<std::result::Result<(Face, Vec<f32>), Refusal>> {
-    one_face_in(v, &v.decode_image(&photo.bytes, &path.display().to_string())?, path, choice)
-}
-
 fn one_face_in(
     v: &Visage,
     img: &visage::RgbImage,
     path: &Path,
     choice: FaceChoice,
 ) -> Result<std::result::Result<(Face, Vec<f32>), Refusal>> {
+    Ok(match choose_in(v, img, path, choice)? {
+        Ok(c) => {
+            let e = v.embed_chips(std::slice::from_ref(&c.chip))?.remove(0);
+            Ok((c.face, e))
+        }
+        Err(r) => Err(r),
+    })
+}
+
+/// The face chosen in a photo and its chip, not yet embedded (so that many photos' chips
+/// are embedded in one batch), and how many faces the photo has.
+pub struct Chosen {
+    /// The face.
+    pub face: Face,
+    /// Its aligned chip.
+    pub chip: AlignedChip,
+    /// Faces in the photo.
+    pub faces: usize,
+}
+
+/// The chosen face of a photo already read, with its chip (`path` names it in messages).
+pub fn choose_of(v: &Visage, photo: &Photo, path: &Path, choice: FaceChoice) -> Result<std::result::Result<Chosen, Refusal>> {
+    choose_in(v, &v.decode_image(&photo.bytes, &path.display().to_string())?, path, choice)
+}
+
+/// The chosen face of the photo at `path`, with its chip.
+pub fn choose(v: &Visage, path: &Path, choice: FaceChoice) -> Result<std::result::Result<Chosen, Refusal>> {
+    crate::inputs::check_file(path)?;
+    choose_in(v, &v.load_image(path)?, path, choice)
+}
+
+fn choose_in(v: &Visage, img: &visage::RgbImage, path: &Path, choice: FaceChoice) -> Result<std::result::Result<Chosen, Refusal>> {
     let mut faces = v.find_faces(img)?;
-    let face = match (faces.len(), choice) {
+    let n = faces.len();
+    let face = match (n, choice) {
         (0, _) => return Ok(Err(Refusal::NoFace)),
         (_, FaceChoice::Index(i)) => {
-            if i >= faces.len() {
-                bail!("{}: --face {i} asked for, but the photo has {} face(s) (numbered from 0)", path.display(), faces.len());
+            if i >= n {
+                bail!("{}: --face {i} asked for, but the photo has {n} face(s) (numbered from 0)", path.display());
             }
             faces.swap_remove(i)
         }
@@ -93,24 +121,30 @@ fn one_face_in(
         }
     };
     let chip = v.chip(img, &face)?;
-    let e = v.embed_chips(&[chip])?.remove(0);
-    Ok(Ok((face, e)))
+    Ok(Ok(Chosen { face, chip, faces: n }))
 }
 
-/// A photo's largest face, its embedding, and how many faces the photo has.
-pub type LargestFace = (Face, Vec<f32>, usize);
+/// Embeds the chosen faces of a batch of items in one call to the embedder (the speed of its
+/// batches rather than one chip at a time); `chosen` finds an item's face, if it has one.
+/// Returns one embedding per item, `None` where the item has no face.
+pub fn embed_chosen<T>(v: &Visage, items: &[T], chosen: impl Fn(&T) -> Option<&Chosen>) -> Result<Vec<Option<Vec<f32>>>> {
+    let chips: Vec<AlignedChip> = items.iter().filter_map(|i| chosen(i).map(|c| c.chip.clone())).collect();
+    let mut embeddings = v.embed_chips(&chips)?.into_iter();
+    Ok(items.iter().map(|i| chosen(i).map(|_| embeddings.next().expect("one embedding per chip"))).collect())
+}
 
-/// The largest face of the photo at `path`, its embedding and how many faces the photo has
-/// (so that callers can warn that the others were ignored), or why there is none.
-pub fn largest_face(v: &Visage, path: &Path) -> Result<std::result::Result<LargestFace, Refusal>> {
-    crate::inputs::check_file(path)?;
-    let img = v.load_image(path)?;
-    let mut faces = v.find_faces(&img)?;
-    let n = faces.len();
-    let Some(i) = largest(&faces) else { return Ok(Err(Refusal::NoFace)) };
-    let face = faces.swap_remove(i);
-    let e = v.embed_chips(&[v.chip(&img, &face)?])?.remove(0);
-    Ok(Ok((face, e, n)))
+/// Every face of each loaded photo with its embedding: photos detected in parallel, all
+/// their faces embedded in shared batches. A photo that failed to load keeps its error.
+pub fn analyze_loaded(v: &Visage, loaded: Vec<Result<RgbImage>>) -> Vec<Result<Vec<FaceEmbedding>>> {
+    let imgs: Vec<&RgbImage> = loaded.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let mut analysed = v.analyze_many(&imgs).into_iter();
+    loaded
+        .into_iter()
+        .map(|r| match r {
+            Ok(_) => analysed.next().expect("one result per photo").map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        })
+        .collect()
 }
 
 /// The message for a refused photo.

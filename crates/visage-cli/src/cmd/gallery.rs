@@ -1,6 +1,6 @@
 //! Gallery commands: enroll, enroll-dir, subjects, forget, verify, identify, calibrate, info.
 
-use super::faces::{one_face, one_face_of, read_photo, refusal_message, FaceChoice, Refusal};
+use super::faces::{analyze_loaded, choose_of, embed_chosen, one_face, read_photo, refusal_message, Chosen, FaceChoice, Refusal};
 use crate::context::GlobalOpts;
 use crate::inputs::{expand, in_parallel_chunks, progress};
 use crate::output::{error_text, f32_as_decimal, json_line, path_text, report_error};
@@ -188,16 +188,19 @@ pub fn enroll(g: &GlobalOpts, a: EnrollArgs) -> Result<Outcome> {
         .par_iter()
         .map(|p| {
             let photo = read_photo(&v, p)?;
-            let face = one_face_of(&v, &photo, p, choice)?;
+            let face = choose_of(&v, &photo, p, choice)?;
             Ok((photo.sha256, face))
         })
         .collect();
+    // The chosen faces of all the photos, embedded in one batch.
+    let embeddings = embed_chosen(&v, &results, |r| r.as_ref().ok().and_then(|(_, c)| c.as_ref().ok()))?;
     // All or nothing: one unusable photo refuses the whole command.
     let mut templates = Vec::new();
     let mut refused = Vec::new();
-    for (p, r) in photos.iter().zip(results) {
+    for ((p, r), embedding) in photos.iter().zip(results).zip(embeddings) {
         match r {
-            Ok((sha, Ok((face, embedding)))) => {
+            Ok((sha, Ok(Chosen { face, .. }))) => {
+                let embedding = embedding.expect("a chosen face is embedded");
                 let b = face.rect;
                 templates.push(NewTemplate {
                     embedding,
@@ -250,14 +253,17 @@ pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
         if gal.has_photo(name, &photo.sha256)? {
             return Ok(None);
         }
-        let face = one_face_of(&v, &photo, p, choice)?;
+        let face = choose_of(&v, &photo, p, choice)?;
         Ok(Some((photo.sha256, face)))
     };
     in_parallel_chunks(&jobs, 32, &bar, analyse, |chunk, results| {
-        for ((name, p), r) in chunk.iter().zip(results) {
+        // The chunk's chosen faces, embedded in one batch.
+        let embeddings = embed_chosen(&v, &results, |r| r.as_ref().ok().and_then(|o| o.as_ref()).and_then(|(_, c)| c.as_ref().ok()))?;
+        for (((name, p), r), embedding) in chunk.iter().zip(results).zip(embeddings) {
             match r {
                 Ok(None) => already += 1,
-                Ok(Some((sha, Ok((face, embedding))))) => {
+                Ok(Some((sha, Ok(Chosen { face, .. })))) => {
+                    let embedding = embedding.expect("a chosen face is embedded");
                     let b = face.rect;
                     let t = NewTemplate {
                         embedding,
@@ -387,11 +393,13 @@ pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
     let v = g.visage()?;
     let bar = progress(photos.len(), "identifying", g.quiet);
     let mut failed = false;
-    let analyse = |p: &PathBuf| -> Result<_> {
+    let load = |p: &PathBuf| -> Result<_> {
         crate::inputs::check_file(p)?;
-        Ok(v.analyze(&v.load_image(p)?)?)
+        Ok(v.load_image(p)?)
     };
-    in_parallel_chunks(&photos, 32, &bar, analyse, |chunk, analysed| {
+    in_parallel_chunks(&photos, 32, &bar, load, |chunk, loaded| {
+        // Detected in parallel, every face of the chunk embedded in shared batches.
+        let analysed = analyze_loaded(&v, loaded);
         for (p, r) in chunk.iter().zip(analysed) {
             match r.and_then(|faces| {
                 faces

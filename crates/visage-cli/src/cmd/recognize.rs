@@ -5,7 +5,7 @@
 //! without faces). Unlike face_recognition, which prints every known person within the
 //! tolerance, visage prints only the nearest one.
 
-use super::faces::{largest_face, refusal_message};
+use super::faces::{analyze_loaded, choose, embed_chosen, refusal_message, FaceChoice};
 use crate::context::GlobalOpts;
 use crate::inputs::{expand, in_parallel_chunks, progress};
 use crate::Outcome;
@@ -49,7 +49,15 @@ pub fn run(g: &GlobalOpts, a: RecognizeArgs) -> Result<Outcome> {
         bail!("{}: no photos of known people", a.known.display());
     }
     let v = g.visage()?;
-    let embedded: Vec<_> = known.par_iter().map(|(n, p)| (n, p, largest_face(&v, p))).collect();
+    let chosen: Vec<_> = known.par_iter().map(|(_, p)| choose(&v, p, FaceChoice::Largest)).collect();
+    // Every known face embedded in one batch.
+    let embeddings = embed_chosen(&v, &chosen, |r| r.as_ref().ok().and_then(|c| c.as_ref().ok()))?;
+    let embedded: Vec<_> = known
+        .iter()
+        .zip(chosen)
+        .zip(embeddings)
+        .map(|(((n, p), r), e)| (n, p, r.map(|c| c.map(|c| (c.face, e.expect("a chosen face is embedded"), c.faces)))))
+        .collect();
     let mut names: Vec<String> = Vec::new();
     let mut index = SearchIndex::new(visage::Metric::L2, 128);
     for (name, p, r) in embedded {
@@ -70,11 +78,13 @@ pub fn run(g: &GlobalOpts, a: RecognizeArgs) -> Result<Outcome> {
     let photos = expand(&a.unknown)?;
     let bar = progress(photos.len(), "recognising", g.quiet);
     let mut failed = false;
-    let analyse = |p: &PathBuf| -> Result<_> {
+    let load = |p: &PathBuf| -> Result<_> {
         crate::inputs::check_file(p)?;
-        Ok(v.analyze(&v.load_image(p)?)?)
+        Ok(v.load_image(p)?)
     };
-    in_parallel_chunks(&photos, 32, &bar, analyse, |chunk, results| {
+    in_parallel_chunks(&photos, 32, &bar, load, |chunk, loaded| {
+        // Detected in parallel, every face of the chunk embedded in shared batches.
+        let results = analyze_loaded(&v, loaded);
         for (p, r) in chunk.iter().zip(results) {
             match r {
                 Ok(faces) if faces.is_empty() => {
