@@ -1,4 +1,6 @@
-//! AVX-512F micro-kernel: 12 output pixels x 32 output channels, 24 zmm accumulators.
+//! AVX-512F micro-kernel: 12 output pixels x 32 output channels, 24 zmm accumulators; and
+//! its half, 12 x 16, for panels with at most 16 valid channels (a layer of 16 or 45
+//! outputs would otherwise compute 32 or 64 lanes).
 
 use super::Tile;
 use std::arch::x86_64::*;
@@ -10,6 +12,9 @@ const NR: usize = 32;
 /// AVX-512F must be available and `t` valid (see [`Tile`]).
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn tile(t: &Tile) {
+    if t.cols <= 16 {
+        return half(t);
+    }
     let z = _mm512_setzero_ps();
     let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5) = (z, z, z, z, z, z);
     let (mut c6, mut c7, mut c8, mut c9, mut c10, mut c11) = (z, z, z, z, z, z);
@@ -104,4 +109,69 @@ pub(super) unsafe fn tile(t: &Tile) {
     store!(9, c9, d9);
     store!(10, c10, d10);
     store!(11, c11, d11);
+}
+
+/// The first 16 columns of a panel only (the packing stride stays [`NR`]).
+///
+/// # Safety
+/// As [`tile`], with `t.cols <= 16`.
+#[target_feature(enable = "avx512f")]
+unsafe fn half(t: &Tile) {
+    let z = _mm512_setzero_ps();
+    let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5) = (z, z, z, z, z, z);
+    let (mut c6, mut c7, mut c8, mut c9, mut c10, mut c11) = (z, z, z, z, z, z);
+    let mut b = t.b;
+    for s in 0..t.nseg {
+        let p: [*const f32; MR] = std::array::from_fn(|r| t.row_ptr(s, r, MR));
+        for k in 0..t.seg_len {
+            let b0 = _mm512_loadu_ps(b);
+            b = b.add(NR);
+            macro_rules! row {
+                ($r:expr, $c:ident) => {
+                    $c = _mm512_fmadd_ps(_mm512_set1_ps(*p[$r].add(k)), b0, $c);
+                };
+            }
+            row!(0, c0);
+            row!(1, c1);
+            row!(2, c2);
+            row!(3, c3);
+            row!(4, c4);
+            row!(5, c5);
+            row!(6, c6);
+            row!(7, c7);
+            row!(8, c8);
+            row!(9, c9);
+            row!(10, c10);
+            row!(11, c11);
+        }
+    }
+    let sc0 = _mm512_loadu_ps(t.scale);
+    let sh0 = _mm512_loadu_ps(t.shift);
+    let m0: __mmask16 = if t.cols >= 16 { 0xFFFF } else { ((1u32 << t.cols) - 1) as u16 };
+    macro_rules! store {
+        ($r:expr, $c:ident) => {
+            if $r < t.rows {
+                let mut v0 = _mm512_fmadd_ps($c, sc0, sh0);
+                if !t.residual.is_null() {
+                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, t.residual.add($r * t.ldc)));
+                }
+                if t.relu {
+                    v0 = _mm512_max_ps(v0, z);
+                }
+                _mm512_mask_storeu_ps(t.c.add($r * t.ldc), m0, v0);
+            }
+        };
+    }
+    store!(0, c0);
+    store!(1, c1);
+    store!(2, c2);
+    store!(3, c3);
+    store!(4, c4);
+    store!(5, c5);
+    store!(6, c6);
+    store!(7, c7);
+    store!(8, c8);
+    store!(9, c9);
+    store!(10, c10);
+    store!(11, c11);
 }
