@@ -118,43 +118,65 @@ impl ConvLayer {
     fn run_narrow(&self, taps: &ConvLayer, ind: &Indirection, input: &[f32], zero: &[f32], residual: Option<&[f32]>, out: &mut [f32]) {
         let s = ind.input;
         let os = self.output_shape(s);
+        assert_eq!(s.c, self.in_channels, "input channels");
+        assert!(input.len() >= s.len(), "input buffer too small");
         assert!(out.len() >= os.len(), "output buffer too small");
         if let Some(r) = residual {
             assert!(r.len() >= os.len(), "residual buffer too small");
         }
-        let (k, pad, cout) = (self.kernel, self.pad as isize, self.out_channels);
+        let (k, pad, cout) = (self.kernel, self.pad, self.out_channels);
         let nt = cout * k * k;
-        let mut t = vec![0f32; ind.output.len()];
-        taps.run(ind, input, zero, None, &mut t);
+        // Bands of output rows, each with the tap rows it reads (about 1 MB, so that the
+        // tap sum reads from cache), run in parallel.
+        let band = ((1usize << 18) / (s.w * nt).max(1)).saturating_sub(k - 1).clamp(4, os.h.max(4));
         let row = os.w * cout;
-        out[..os.len()].par_chunks_mut(row).enumerate().for_each(|(nr, o)| {
-            let (n, y) = (nr / os.h, nr % os.h);
-            for x in 0..os.w {
-                for oc in 0..cout {
-                    let mut acc = 0f32;
-                    for ky in 0..k {
-                        let iy = y as isize + ky as isize - pad;
-                        if iy < 0 || iy >= s.h as isize {
-                            continue;
-                        }
-                        let base = (n * s.h + iy as usize) * s.w;
-                        for kx in 0..k {
-                            let ix = x as isize + kx as isize - pad;
-                            if ix < 0 || ix >= s.w as isize {
-                                continue;
+        let table = |rows: usize| taps.indirection(Shape { n: 1, h: rows, w: s.w, c: s.c });
+        let full = table((band + k - 1).min(s.h));
+        let per_image = os.h * row;
+        out[..os.len()]
+            .par_chunks_mut(per_image)
+            .enumerate()
+            .flat_map(|(n, img)| img.par_chunks_mut(band * row).enumerate().map(move |(b, o)| (n, b, o)))
+            .for_each(|(n, b, o)| {
+                let y0 = b * band;
+                let y1 = (y0 + band).min(os.h);
+                // Input rows the band reads: y + ky - pad for y in y0..y1, ky in 0..k.
+                let lo = y0.saturating_sub(pad);
+                let hi = (y1 + k - 1 - pad).min(s.h);
+                let ind = if hi - lo == full.input.h { None } else { Some(table(hi - lo)) };
+                let ind = ind.as_ref().unwrap_or(&full);
+                let mut t = vec![0f32; ind.output.len()];
+                let start = (n * s.h + lo) * s.w * s.c;
+                taps.run(ind, &input[start..start + (hi - lo) * s.w * s.c], zero, None, &mut t);
+                for (r, o) in o.chunks_mut(row).enumerate() {
+                    let y = y0 + r;
+                    for x in 0..os.w {
+                        for oc in 0..cout {
+                            let mut acc = 0f32;
+                            for ky in 0..k {
+                                let iy = (y + ky) as isize - pad as isize;
+                                if iy < lo as isize || iy >= hi as isize {
+                                    continue;
+                                }
+                                let base = (iy as usize - lo) * s.w;
+                                for kx in 0..k {
+                                    let ix = x as isize + kx as isize - pad as isize;
+                                    if ix < 0 || ix >= s.w as isize {
+                                        continue;
+                                    }
+                                    acc += t[(base + ix as usize) * nt + (oc * k + ky) * k + kx];
+                                }
                             }
-                            acc += t[(base + ix as usize) * nt + (oc * k + ky) * k + kx];
+                            let i = x * cout + oc;
+                            let mut v = self.scale[oc] * acc + self.shift[oc];
+                            if let Some(res) = residual {
+                                v += res[((n * os.h) + y) * row + i];
+                            }
+                            o[i] = if self.relu { v.max(0.0) } else { v };
                         }
                     }
-                    let i = x * cout + oc;
-                    let mut v = self.scale[oc] * acc + self.shift[oc];
-                    if let Some(r) = residual {
-                        v += r[nr * row + i];
-                    }
-                    o[i] = if self.relu { v.max(0.0) } else { v };
                 }
-            }
-        });
+            });
     }
 
     /// The instruction set the weights are packed for.
@@ -205,8 +227,9 @@ impl ConvLayer {
 
     /// Builds the offset table for `input` (for a narrow layer: its 1x1 tap layer's).
     pub fn indirection(&self, input: Shape) -> Indirection {
-        if let Some(t) = &self.narrow {
-            return t.indirection(input);
+        if self.narrow.is_some() {
+            // A narrow layer builds the tables of its bands when it runs.
+            return Indirection { input, output: self.output_shape(input), nseg: 0, seg_len: 0, offs: Vec::new() };
         }
         assert_eq!(input.c, self.in_channels, "input channels");
         let output = self.output_shape(input);
