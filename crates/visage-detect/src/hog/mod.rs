@@ -171,7 +171,7 @@ fn level_rect_to_image(r: (i64, i64, i64, i64), l: usize) -> Rect {
 }
 
 /// `pyramid_down<2>::rect_down` applied `times` times, then rounded.
-fn rect_down2(r: Rect, times: u32) -> Rect {
+pub(crate) fn rect_down2(r: Rect, times: u32) -> Rect {
     let mut d = DRect::new(r.left as f64, r.top as f64, r.right as f64, r.bottom as f64);
     for _ in 0..times {
         d = PyramidDown::HALF.rect_down(d);

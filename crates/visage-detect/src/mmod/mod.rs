@@ -6,12 +6,12 @@
 pub mod model;
 pub mod tiling;
 
-use crate::hog::{overlaps, resize};
+use crate::hog::{overlaps, rect_down2, resize};
 use crate::{Detection, DetectorSource, FaceDetector, StageError};
 use model::MmodModel;
 use std::sync::Mutex;
 use tiling::{centered, TiledLayout};
-use visage_core::{DPoint, DRect, PyramidDown, Rect, RgbImage};
+use visage_core::{DPoint, Rect, RgbImage};
 use visage_engine::{EngineError, EngineOptions, Network, Workspace};
 use visage_models::{FormatError, ModelFile, ModelStore, StoreError};
 
@@ -136,11 +136,7 @@ impl MmodDetector {
         }
         let mut dets = self.run_on(&work, adjust_threshold)?;
         for d in &mut dets {
-            let mut r = DRect::new(d.rect.left as f64, d.rect.top as f64, d.rect.right as f64, d.rect.bottom as f64);
-            for _ in 0..upsample {
-                r = PyramidDown::HALF.rect_down(r);
-            }
-            d.rect = Rect::new(resize::lround(r.left), resize::lround(r.top), resize::lround(r.right), resize::lround(r.bottom));
+            d.rect = rect_down2(d.rect, upsample);
         }
         Ok(dets)
     }

@@ -16,10 +16,6 @@ pub struct TiledLayout {
     pub cols: usize,
 }
 
-fn rect_wh(r: &Rect) -> (i64, i64) {
-    (r.right - r.left + 1, r.bottom - r.top + 1)
-}
-
 impl TiledLayout {
     /// dlib's `compute_tiled_image_pyramid_details` for an `nr` x `nc` image.
     pub fn new(nr: usize, nc: usize, padding: usize, outer_padding: usize) -> Self {
@@ -38,12 +34,12 @@ impl TiledLayout {
             }
             rects.push(Rect::new(0, 0, c - 1, r - 1));
         }
-        let total_height: i64 = rects.iter().map(|x| rect_wh(x).1 + padding).sum::<i64>() - 2 * padding;
-        let (w0, h0) = rect_wh(&rects[0]);
+        let total_height: i64 = rects.iter().map(|x| x.height() + padding).sum::<i64>() - 2 * padding;
+        let (w0, h0) = (rects[0].width(), rects[0].height());
         let mut height = 0;
         let mut prev_width = 0;
         for x in &rects {
-            let (w, h) = rect_wh(x);
+            let (w, h) = (x.width(), x.height());
             if w <= w0 - prev_width - padding && (height - h0) * 2 >= total_height - h0 {
                 break;
             }
@@ -56,14 +52,14 @@ impl TiledLayout {
         let mut y = outer;
         let mut i = 0;
         while y < height + outer && i < rects.len() {
-            let (w, h) = rect_wh(&rects[i]);
+            let (w, h) = (rects[i].width(), rects[i].height());
             rects[i] = Rect::new(outer, y, outer + w - 1, y + h - 1);
             y += h + padding;
             i += 1;
         }
         y -= padding;
         while i < rects.len() {
-            let (w, h) = rect_wh(&rects[i]);
+            let (w, h) = (rects[i].width(), rects[i].height());
             // rectangle(p1, p1 - br) with p1 = (outer + width - 1, y - 1), br = (w - 1, h - 1).
             let (p1x, p1y) = (outer + width - 1, y - 1);
             let rect = Rect::new(p1x - (w - 1), p1y - (h - 1), p1x, p1y);
@@ -128,8 +124,8 @@ impl TiledLayout {
     /// time in f32, the rest in double), channel by channel.
     fn resize_level(&self, t: &mut [f32], i: usize) {
         let (src, dst) = (self.rects[i - 1], self.rects[i]);
-        let (sw, sh) = (rect_wh(&src).0 as usize, rect_wh(&src).1 as usize);
-        let (dw, dh) = (rect_wh(&dst).0 as usize, rect_wh(&dst).1 as usize);
+        let (sw, sh) = (src.width() as usize, src.height() as usize);
+        let (dw, dh) = (dst.width() as usize, dst.height() as usize);
         let cols = self.cols;
         // The source level, copied out (the two regions share the tensor).
         let mut s = vec![0f32; sw * sh * 3];
@@ -192,7 +188,7 @@ mod tests {
         assert_eq!(t.rects[0], Rect::new(11, 11, 110, 90));
         assert_eq!(t.cols, 100 + 22);
         for w in t.rects.windows(2) {
-            let (a, b) = (rect_wh(&w[0]), rect_wh(&w[1]));
+            let (a, b) = ((w[0].width(), w[0].height()), (w[1].width(), w[1].height()));
             assert_eq!(b.0, (5.0 / 6.0 * a.0 as f64).floor() as i64);
         }
         // No two levels overlap, all lie inside the image.
