@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use visage_core::Metric;
+use visage_core::metric::{chi2, cosine_distance, dot, norm, sq_l2, Metric};
 
 /// Rows per parallel task.
 const CHUNK_ROWS: usize = 8192;
@@ -19,7 +19,7 @@ const CHUNK_ROWS: usize = 8192;
 pub fn distances(metric: Metric, q: &[f32], rows: &[f32], norms: &[f32], out: &mut [f32]) {
     let dim = q.len();
     assert_eq!(rows.len(), out.len() * dim, "matrix and output sizes");
-    let qn = q.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let qn = norm(q);
     out.par_chunks_mut(CHUNK_ROWS).enumerate().for_each(|(c, o)| {
         let start = c * CHUNK_ROWS;
         let m = &rows[start * dim..(start + o.len()) * dim];
@@ -55,48 +55,18 @@ unsafe fn kernel_avx2(metric: Metric, q: &[f32], qn: f32, m: &[f32], n: &[f32], 
     kernel(metric, q, qn, m, n, o)
 }
 
-/// Lane-parallel accumulators so the compiler can vectorise the reductions.
-const LANES: usize = 16;
-
+/// The distance of every row: visage-core's reductions (the one implementation of the
+/// metrics, [`Metric::distance`]'s), inlined here so that each dispatched copy is compiled for
+/// its vector units; cosine takes the rows' stored norms.
 #[inline(always)]
 fn kernel(metric: Metric, q: &[f32], qn: f32, m: &[f32], n: &[f32], o: &mut [f32]) {
     let dim = q.len();
-    let whole = dim / LANES * LANES;
     for (i, (row, out)) in m.chunks_exact(dim).zip(o.iter_mut()).enumerate() {
-        let mut acc = [0f32; LANES];
-        match metric {
-            Metric::L2 => {
-                for (qc, rc) in q[..whole].chunks_exact(LANES).zip(row[..whole].chunks_exact(LANES)) {
-                    for l in 0..LANES {
-                        let d = qc[l] - rc[l];
-                        acc[l] += d * d;
-                    }
-                }
-                let tail: f32 = q[whole..].iter().zip(&row[whole..]).map(|(a, b)| (a - b) * (a - b)).sum();
-                *out = (acc.iter().sum::<f32>() + tail).sqrt();
-            }
-            Metric::Cosine => {
-                for (qc, rc) in q[..whole].chunks_exact(LANES).zip(row[..whole].chunks_exact(LANES)) {
-                    for l in 0..LANES {
-                        acc[l] += qc[l] * rc[l];
-                    }
-                }
-                let dot = acc.iter().sum::<f32>() + q[whole..].iter().zip(&row[whole..]).map(|(a, b)| a * b).sum::<f32>();
-                let denom = qn * n[i];
-                *out = if denom == 0.0 { 1.0 } else { 1.0 - dot / denom };
-            }
-            Metric::Chi2 => {
-                for (qc, rc) in q[..whole].chunks_exact(LANES).zip(row[..whole].chunks_exact(LANES)) {
-                    for l in 0..LANES {
-                        let d = qc[l] - rc[l];
-                        let s = qc[l].abs() + rc[l].abs();
-                        acc[l] += if s == 0.0 { 0.0 } else { d * d / s };
-                    }
-                }
-                let tail: f32 = q[whole..].iter().zip(&row[whole..]).map(|(a, b)| Metric::Chi2.distance(&[*a], &[*b])).sum();
-                *out = acc.iter().sum::<f32>() + tail;
-            }
-        }
+        *out = match metric {
+            Metric::L2 => sq_l2(q, row).sqrt(),
+            Metric::Cosine => cosine_distance(dot(q, row), qn, n[i]),
+            Metric::Chi2 => chi2(q, row),
+        };
     }
 }
 
@@ -134,10 +104,6 @@ pub struct ExactIndex {
     published: RwLock<Arc<Vec<Arc<Block>>>>,
     count: AtomicUsize,
     slots: Mutex<Slots>,
-}
-
-fn norm(v: &[f32]) -> f32 {
-    v.iter().map(|x| x * x).sum::<f32>().sqrt()
 }
 
 impl ExactIndex {
@@ -320,13 +286,24 @@ mod tests {
         for dim in [1usize, 15, 16, 17, 128, 130] {
             let rows: Vec<f32> = (0..dim * 50).map(|i| ((i * 7919 % 113) as f32 - 56.0) / 40.0).collect();
             let q: Vec<f32> = (0..dim).map(|i| ((i * 31 % 17) as f32 - 8.0) / 9.0).collect();
-            let norms: Vec<f32> = rows.chunks(dim).map(|r| r.iter().map(|v| v * v).sum::<f32>().sqrt()).collect();
+            let norms: Vec<f32> = rows.chunks(dim).map(norm).collect();
             for metric in Metric::ALL {
                 let mut out = vec![0f32; 50];
                 distances(metric, &q, &rows, &norms, &mut out);
+                // One implementation: the vectorised scan gives Metric::distance's very numbers.
                 for (r, d) in rows.chunks(dim).zip(&out) {
-                    let want = metric.distance(&q, r);
-                    assert!((d - want).abs() <= 1e-4 * want.abs().max(1.0), "{metric} dim {dim}: {d} vs {want}");
+                    assert_eq!(d.to_bits(), metric.distance(&q, r).to_bits(), "{metric} dim {dim}");
+                }
+                // And so do the index's search and its distances to given templates.
+                let index = ExactIndex::new(metric, dim);
+                for (i, r) in rows.chunks(dim).enumerate() {
+                    index.add(i as i64, r).unwrap();
+                }
+                let best = index.search(&q, 1).unwrap()[0];
+                assert_eq!(best.distance.to_bits(), out[best.id as usize].to_bits(), "{metric} dim {dim}");
+                let ids: Vec<i64> = (0..50).collect();
+                for h in index.distances(&q, &ids).unwrap() {
+                    assert_eq!(h.distance.to_bits(), out[h.id as usize].to_bits(), "{metric} dim {dim}");
                 }
             }
         }
