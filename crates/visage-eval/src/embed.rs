@@ -145,8 +145,10 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 impl<'a> EvalEmbedder<'a> {
-    /// An embedder; `cache_dir` (created if needed) keeps embeddings between runs.
-    pub fn new(visage: &'a Visage, options: EmbedOptions, cache_dir: Option<&Path>, model: &str) -> Self {
+    /// An embedder; `cache_dir` (created if needed) keeps embeddings between runs, in a file
+    /// named by the embedder's model id (its descriptor's) and the options.
+    pub fn new(visage: &'a Visage, options: EmbedOptions, cache_dir: Option<&Path>) -> Self {
+        let model = &visage.descriptor().id;
         Self { visage, options, cache: cache_dir.map(|d| d.join(options.cache_name(model))) }
     }
 

@@ -10,10 +10,10 @@
 
 mod common;
 
-use common::{p50_p99, Population, DIM, PER_SUBJECT};
+use common::{p50_p99, Population, DIM, MODEL, PER_SUBJECT, THRESHOLDS};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use visage_gallery::{Gallery, NewTemplate, OpenOptions, DLIB_MODEL_ID};
+use visage_gallery::{Gallery, NewTemplate, OpenOptions};
 
 const SEARCHERS: usize = 2;
 const ROUNDS: usize = 10;
@@ -24,7 +24,7 @@ fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
 
 /// Writes `n` templates straight into a new gallery file in one transaction.
 fn write_gallery(path: &std::path::Path, n: usize, pop: &mut Population) {
-    drop(OpenOptions::new(DLIB_MODEL_ID, DIM).create(true).open(path).unwrap());
+    drop(OpenOptions::new(MODEL, DIM).thresholds(THRESHOLDS).create(true).open(path).unwrap());
     let mut c = rusqlite::Connection::open(path).unwrap();
     let tx = c.transaction().unwrap();
     {
@@ -65,7 +65,7 @@ fn main() {
         write_gallery(&path, n, &mut pop);
         println!("wrote {n} templates to {} in {:.1} s", path.display(), t.elapsed().as_secs_f64());
     }
-    let g = OpenOptions::new(DLIB_MODEL_ID, DIM).open(&path).unwrap();
+    let g = OpenOptions::new(MODEL, DIM).open(&path).unwrap();
     let t = Instant::now();
     g.search(&pop.sample(0), 1).unwrap();
     let (s, tcount) = g.counts().unwrap();

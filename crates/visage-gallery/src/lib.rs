@@ -2,8 +2,10 @@
 //!
 //! * [`Gallery`]: enrolled subjects and their face templates in a SQLite file (WAL mode),
 //!   which is the single source of truth. Every gallery is bound to one embedding contract
-//!   (model, dimension, metric); embeddings that do not fit it are refused. The schema is
-//!   versioned and upgraded in place by ordered migrations ([`schema`]).
+//!   (model, dimension, metric), and starts with its model's threshold for the metric (from
+//!   the model's descriptor: this crate holds no model's numbers); embeddings that do not fit
+//!   the contract are refused. The schema is versioned and upgraded in place by ordered
+//!   migrations ([`schema`]).
 //! * [`VectorIndex`]: what searches run on, kept apart from the store: templates by stable id
 //!   (the SQLite row id), added and removed in place. Implemented by the exact scan
 //!   ([`ExactIndex`], copy-on-write blocks on all cores) and the HNSW graph ([`HnswIndex`],
@@ -33,16 +35,5 @@ pub use hnsw::{HnswIndex, HnswParams};
 pub use index::{Candidate, Capabilities, Hit, SearchIndex, VectorIndex, APPROX_THRESHOLD};
 pub use store::{
     Contract, EnrollOptions, EnrollOutcome, ForgetOutcome, Gallery, IndexFactory, IndexOrigin, Match, NewTemplate, OpenOptions,
-    SubjectInfo, TemplateRecord, DLIB_MODEL_ID,
+    SubjectInfo, TemplateRecord,
 };
-
-/// The default same-person threshold for a metric on dlib's embeddings. L2 0.6 is dlib's own
-/// (LFW's 10-fold protocol picks 0.615); cosine 0.093 and chi-squared 2.86 are the LFW
-/// protocol's mean thresholds for those metrics (`visage eval lfw --metric ...`).
-pub fn default_threshold(metric: visage_core::Metric) -> f64 {
-    match metric {
-        visage_core::Metric::L2 => 0.6,
-        visage_core::Metric::Cosine => 0.093,
-        visage_core::Metric::Chi2 => 2.86,
-    }
-}

@@ -12,7 +12,7 @@ use crate::exact::ExactIndex;
 use crate::hnsw::HnswIndex;
 use crate::index::{SearchIndex, VectorIndex};
 use crate::schema::{MIGRATIONS, SCHEMA_VERSION};
-use crate::{default_threshold, Candidate, GalleryError, HnswParams, APPROX_THRESHOLD};
+use crate::{Candidate, GalleryError, HnswParams, APPROX_THRESHOLD};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -21,10 +21,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use unicode_normalization::UnicodeNormalization;
-use visage_core::Metric;
-
-/// Model id of dlib's ResNet-29 embedder.
-pub const DLIB_MODEL_ID: &str = "dlib_face_recognition_resnet_model_v1";
+use visage_core::{Metric, ModelDescriptor, Thresholds};
 
 /// How long a writer waits for another one before reporting [`GalleryError::Busy`].
 const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -44,6 +41,20 @@ pub struct Contract {
     pub dim: usize,
     /// How they are compared.
     pub metric: Metric,
+}
+
+impl Contract {
+    /// Refuses embeddings of another model or dimension.
+    fn check_model(&self, path: &Path, model: &str, dim: usize) -> Result<(), GalleryError> {
+        if self.model != model || self.dim != dim {
+            return Err(GalleryError::Contract {
+                path: path.to_path_buf(),
+                want: self.to_string(),
+                got: format!("{dim}-d embeddings of {model}"),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for Contract {
@@ -146,8 +157,9 @@ pub type IndexFactory = Arc<dyn Fn(Metric, usize) -> Result<Box<dyn VectorIndex>
 /// How to open a gallery.
 #[derive(Clone)]
 pub struct OpenOptions {
-    model: String,
-    dim: usize,
+    /// The model and dimension asked for; `None` takes the file's own.
+    model: Option<(String, usize)>,
+    thresholds: Option<Thresholds>,
     metric: Option<Metric>,
     create: bool,
     read_only: bool,
@@ -158,11 +170,31 @@ pub struct OpenOptions {
 }
 
 impl OpenOptions {
-    /// A gallery of `dim`-d embeddings of `model`: opened for writing, not created.
+    /// A gallery of `dim`-d embeddings of `model`: opened for writing, not created. A file of
+    /// another model or dimension is refused. Creating one also needs the model's thresholds
+    /// ([`Self::thresholds`]); [`Self::for_model`] sets all three from the model's descriptor.
     pub fn new(model: &str, dim: usize) -> Self {
+        Self::with_model(Some((model.into(), dim)))
+    }
+
+    /// A gallery of the embeddings of the model `d` describes: its id and dimension, and its
+    /// thresholds for a gallery these options create.
+    pub fn for_model(d: &ModelDescriptor) -> Self {
+        Self::new(&d.id, d.dim).thresholds(d.thresholds)
+    }
+
+    /// A gallery of whatever model and dimension its file was made for, for work that needs no
+    /// embedder: listing, renaming, forgetting, calibrating on the stored templates. It cannot
+    /// create a gallery; embeddings given to it must still fit the file's contract, and
+    /// [`Gallery::check_model`] checks that an embedder is the gallery's.
+    pub fn any_model() -> Self {
+        Self::with_model(None)
+    }
+
+    fn with_model(model: Option<(String, usize)>) -> Self {
         Self {
-            model: model.into(),
-            dim,
+            model,
+            thresholds: None,
             metric: None,
             create: false,
             read_only: false,
@@ -173,10 +205,30 @@ impl OpenOptions {
         }
     }
 
-    /// Creates a missing file (with the requested metric, L2 by default).
+    /// Creates a missing file (with the requested metric, L2 by default); this needs the
+    /// model, its dimension and its thresholds ([`Self::for_model`]).
     pub fn create(mut self, yes: bool) -> Self {
         self.create = yes;
         self
+    }
+
+    /// The model's same-person thresholds: a gallery created by these options starts with the
+    /// one for its metric as its threshold ([`Gallery::threshold`]).
+    pub fn thresholds(mut self, t: Thresholds) -> Self {
+        self.thresholds = Some(t);
+        self
+    }
+
+    /// What a new gallery is made of: the model, its dimension and its thresholds, or why
+    /// these options cannot create one.
+    fn new_contract(&self, path: &Path) -> Result<(&str, usize, &Thresholds), GalleryError> {
+        match (&self.model, &self.thresholds) {
+            (Some((model, dim)), Some(t)) => Ok((model, *dim, t)),
+            _ => Err(GalleryError::Invalid(format!(
+                "cannot create the gallery {}: a new gallery needs its model's id, dimension and thresholds",
+                path.display()
+            ))),
+        }
     }
 
     /// The metric asked for: used when the gallery is created, and refused when an existing
@@ -408,6 +460,10 @@ impl Gallery {
         if !path.exists() && (!opts.create || opts.read_only) {
             return Err(GalleryError::NotAGallery { path: path.to_path_buf(), reason: "no such file (enroll someone first)".into() });
         }
+        if !path.exists() {
+            // Refused before the file is made.
+            opts.new_contract(path)?;
+        }
         let err = |e| GalleryError::sqlite(path, e);
         let ro_flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let (writer, reader_uri) = if opts.read_only {
@@ -451,7 +507,12 @@ impl Gallery {
         };
         let mut g = Gallery {
             path: path.to_path_buf(),
-            contract: Contract { model: opts.model.clone(), dim: opts.dim, metric: opts.metric.unwrap_or_default() },
+            // The file's own contract replaces this one once it is read (`check_contract`).
+            contract: Contract {
+                model: opts.model.as_ref().map_or_else(String::new, |m| m.0.clone()),
+                dim: opts.model.as_ref().map_or(0, |m| m.1),
+                metric: opts.metric.unwrap_or_default(),
+            },
             readers: Mutex::new(Vec::new()),
             writer,
             reader_uri,
@@ -482,6 +543,8 @@ impl Gallery {
         if current.is_none() && !self.opts.create {
             return Err(GalleryError::NotAGallery { path, reason: "empty database".into() });
         }
+        let new = if current.is_none() { Some(self.opts.new_contract(&path)?) } else { None };
+        let new = new.map(|(model, dim, t)| (model.to_string(), dim, *t));
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             // WAL: readers never block the writer; a killed process leaves a consistent file.
@@ -497,13 +560,14 @@ impl Gallery {
                 reason: format!("upgrading to schema {} ({}) failed: {e}", m.version, m.what),
             })?;
         }
-        if current.is_none() {
+        if let (None, Some((model, dim, thresholds))) = (current, new) {
             let metric = self.opts.metric.unwrap_or_default();
             for (k, v) in [
-                ("model", self.opts.model.clone()),
-                ("dim", self.opts.dim.to_string()),
+                ("model", model),
+                ("dim", dim.to_string()),
                 ("metric", metric.name().to_string()),
-                ("threshold", default_threshold(metric).to_string()),
+                // The f32's shortest decimal form: "0.1", not "0.10000000149011612".
+                ("threshold", thresholds.get(metric).to_string()),
                 ("created_at", now().to_string()),
             ] {
                 tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![k, v]).map_err(err)?;
@@ -538,12 +602,8 @@ impl Gallery {
             dim: meta("dim")?.parse().map_err(|_| GalleryError::NotAGallery { path: path.clone(), reason: "bad dim".into() })?,
             metric: meta("metric")?.parse().map_err(|e: String| GalleryError::NotAGallery { path: path.clone(), reason: e })?,
         };
-        if stored.model != self.opts.model || stored.dim != self.opts.dim {
-            return Err(GalleryError::Contract {
-                path,
-                want: stored.to_string(),
-                got: format!("{}-d embeddings of {}", self.opts.dim, self.opts.model),
-            });
+        if let Some((model, dim)) = &self.opts.model {
+            stored.check_model(&path, model, *dim)?;
         }
         if let Some(m) = self.opts.metric.filter(|m| *m != stored.metric) {
             return Err(GalleryError::Contract {
@@ -606,6 +666,12 @@ impl Gallery {
     /// The embedding contract.
     pub fn contract(&self) -> &Contract {
         &self.contract
+    }
+
+    /// Refuses an embedder of another model or dimension than the gallery's (for a gallery
+    /// opened with [`OpenOptions::any_model`] before its embedder was loaded).
+    pub fn check_model(&self, d: &ModelDescriptor) -> Result<(), GalleryError> {
+        self.contract.check_model(&self.path, &d.id, d.dim)
     }
 
     /// Whether the gallery was opened read-only.

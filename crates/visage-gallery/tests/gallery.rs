@@ -1,11 +1,16 @@
 //! The gallery on a real SQLite file.
 
 use std::path::Path;
-use visage_core::Metric;
-use visage_gallery::{Gallery, GalleryError, IndexOrigin, NewTemplate, OpenOptions, DLIB_MODEL_ID};
+use visage_core::{Metric, Thresholds};
+use visage_gallery::{Gallery, GalleryError, IndexOrigin, NewTemplate, OpenOptions};
+
+/// The model these galleries are bound to: any id, dimension and thresholds do, since a
+/// gallery takes its model's numbers from the caller.
+const MODEL: &str = "test_model";
+const THRESHOLDS: Thresholds = Thresholds { l2: 0.5, cosine: 0.1, chi2: 2.5 };
 
 fn opts() -> OpenOptions {
-    OpenOptions::new(DLIB_MODEL_ID, 128)
+    OpenOptions::new(MODEL, 128).thresholds(THRESHOLDS)
 }
 
 /// Creates (or opens for writing) a gallery of `metric`.
@@ -41,7 +46,8 @@ fn enroll_search_rename_forget() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.db");
     let g = create(&path, Metric::L2);
-    assert_eq!(g.threshold().unwrap(), 0.6);
+    // The model's L2 threshold (THRESHOLDS).
+    assert_eq!(g.threshold().unwrap(), 0.5);
     let (a, b) = (emb(1), emb(2));
     assert_eq!(g.enroll("alice", Some(r#"{"team":"x"}"#), &[tpl(a.clone(), "p1")]).unwrap().added, 1);
     assert_eq!(g.enroll("bob", None, &[tpl(b.clone(), "p2"), tpl(near(&b, 0.01), "p3")]).unwrap().added, 2);
@@ -97,7 +103,7 @@ fn the_contract_is_enforced() {
     // Another model or dimension is refused on open; the metric stays the gallery's own.
     let e = OpenOptions::new("some_other_model", 128).open(&path).err().unwrap();
     assert!(matches!(e, GalleryError::Contract { .. }), "{e}");
-    assert!(matches!(OpenOptions::new(DLIB_MODEL_ID, 512).open(&path), Err(GalleryError::Contract { .. })));
+    assert!(matches!(OpenOptions::new(MODEL, 512).open(&path), Err(GalleryError::Contract { .. })));
     // A metric that contradicts the gallery's is refused, not silently ignored.
     let e = opts().create(true).metric(Some(Metric::L2)).open(&path).err().unwrap();
     assert!(matches!(e, GalleryError::Contract { .. }), "{e}");
@@ -106,7 +112,49 @@ fn the_contract_is_enforced() {
     assert_eq!(g.contract().metric, Metric::Cosine);
     let g = open(&path);
     assert_eq!(g.contract().metric, Metric::Cosine);
-    assert_eq!(g.threshold().unwrap(), visage_gallery::default_threshold(Metric::Cosine));
+    // It started with the model's threshold for its metric, stored as the f32's shortest
+    // decimal form (0.1, not 0.10000000149011612).
+    assert_eq!(g.threshold().unwrap(), 0.1);
+}
+
+#[test]
+fn a_new_gallery_takes_its_model_and_thresholds_from_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    // Without the model's thresholds nothing is created, not even an empty file.
+    let e = OpenOptions::new(MODEL, 128).create(true).open(&path).err().unwrap();
+    assert!(matches!(e, GalleryError::Invalid(_)) && e.to_string().contains("thresholds"), "{e}");
+    assert!(OpenOptions::any_model().create(true).open(&path).is_err());
+    assert!(!path.exists());
+    // A descriptor gives all three.
+    let d = visage_core::ModelDescriptor {
+        id: "another_model".into(),
+        dim: 4,
+        chip: visage_core::ChipGeometry { size: 10, padding: 0.0 },
+        landmarks: visage_core::LandmarkScheme::Dlib5,
+        input: visage_core::InputNormalization { mean: [0.0; 3], scale: 1.0 },
+        thresholds: Thresholds { l2: 0.25, cosine: 0.05, chi2: 1.5 },
+    };
+    let g = OpenOptions::for_model(&d).create(true).metric(Some(Metric::Chi2)).open(&path).unwrap();
+    assert_eq!(g.threshold().unwrap(), 1.5);
+    g.enroll("a", None, &[tpl(vec![0.5; 4], "p")]).unwrap();
+    drop(g);
+    // Opened for the file's own model: for work that needs no embedder, and checked against one.
+    let g = OpenOptions::any_model().read_only(true).open(&path).unwrap();
+    assert_eq!((g.contract().model.as_str(), g.contract().dim, g.contract().metric), ("another_model", 4, Metric::Chi2));
+    assert_eq!(g.subjects().unwrap().len(), 1);
+    assert_eq!(g.search(&[0.5; 4], 1).unwrap()[0].distance, 0.0);
+    assert!(matches!(g.search(&[0.5; 3], 1), Err(GalleryError::Contract { .. })));
+    g.check_model(&d).unwrap();
+    let other = visage_core::ModelDescriptor { dim: 8, ..d.clone() };
+    let e = g.check_model(&other).unwrap_err();
+    assert!(matches!(e, GalleryError::Contract { .. }) && e.to_string().contains("8-d embeddings of another_model"), "{e}");
+    let other = visage_core::ModelDescriptor { id: MODEL.into(), ..d };
+    assert!(matches!(g.check_model(&other), Err(GalleryError::Contract { .. })));
+    drop(g);
+    let g = OpenOptions::any_model().open(&path).unwrap();
+    g.rename("a", "b").unwrap();
+    assert_eq!(g.subjects().unwrap()[0].name, "b");
 }
 
 #[test]

@@ -7,9 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use visage_core::Metric;
-use visage_gallery::{
-    Capabilities, EnrollOptions, Gallery, GalleryError, Hit, IndexOrigin, NewTemplate, OpenOptions, VectorIndex, DLIB_MODEL_ID,
-};
+use visage_gallery::{Capabilities, EnrollOptions, Gallery, GalleryError, Hit, IndexOrigin, NewTemplate, OpenOptions, VectorIndex};
 
 fn emb(seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
@@ -25,8 +23,13 @@ fn tpl(e: Vec<f32>, photo: &str) -> NewTemplate {
     NewTemplate { embedding: e, photo_sha256: photo.into(), face_box: [1, 2, 3, 4], source: None }
 }
 
+/// The model these galleries are bound to (dlib's id, as the first visage wrote it in the
+/// version-1 file below; any model would do).
+const MODEL: &str = "dlib_face_recognition_resnet_model_v1";
+
 fn opts() -> OpenOptions {
-    OpenOptions::new(DLIB_MODEL_ID, 128)
+    // Any thresholds: the gallery stores the one for its metric when it creates a file.
+    OpenOptions::new(MODEL, 128).thresholds(visage_core::Thresholds { l2: 0.6, cosine: 0.093, chi2: 2.86 })
 }
 
 fn create(path: &Path) -> Gallery {
@@ -135,7 +138,7 @@ fn a_version_1_gallery_opens_after_the_upgrade() {
         c.execute_batch(visage_gallery::schema::V1).unwrap();
         for (k, v) in [
             ("schema_version", "1"),
-            ("model", DLIB_MODEL_ID),
+            ("model", MODEL),
             ("dim", "128"),
             ("metric", "cosine"),
             ("threshold", "0.093"),

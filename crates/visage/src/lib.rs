@@ -38,5 +38,7 @@ pub use visage_core::{
     InputNormalization, LandmarkScheme, Landmarker, Metric, ModelDescriptor, Point, Rect, RgbImage, StageError, Thresholds,
 };
 pub use visage_detect::{FallbackDetector, HogDetector, MmodDetector, ShapePredictor};
-pub use visage_embed::{Embedder, EngineOptions};
+pub use visage_embed::{
+    dlib_resnet_descriptor, Embedder, EngineOptions, DLIB_RESNET_CHIP, DLIB_RESNET_DIM, DLIB_RESNET_ID, DLIB_RESNET_THRESHOLDS,
+};
 pub use visage_models::{ModelFile, ModelStore};

@@ -131,7 +131,7 @@ fn embed_photos(
     let options =
         EmbedOptions { upsample: g.upsample, flip: o.flip, jitter: o.jitter, landmarks: o.landmarks, detector: g.detector.name() };
     let cache_dir = if o.no_cache { None } else { o.cache.clone().or_else(|| dirs::cache_dir().map(|d| d.join("visage").join("eval"))) };
-    let embedder = EvalEmbedder::new(v, options, cache_dir.as_deref(), visage_gallery::DLIB_MODEL_ID);
+    let embedder = EvalEmbedder::new(v, options, cache_dir.as_deref());
     let bar = progress(photos.len(), "embedding", g.quiet || o.json);
     let r = embedder.embed_all(photos, &|| bar.inc(1)).context("embedding the evaluation photos")?;
     bar.finish_and_clear();

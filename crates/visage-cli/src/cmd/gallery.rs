@@ -10,8 +10,8 @@ use clap::{Args, Subcommand};
 use rayon::prelude::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use visage::Metric;
-use visage_gallery::{calibrate, default_threshold, EnrollOptions, Gallery, NewTemplate, OpenOptions, DLIB_MODEL_ID};
+use visage::{Metric, ModelDescriptor, Thresholds};
+use visage_gallery::{calibrate, Contract, EnrollOptions, Gallery, NewTemplate, OpenOptions};
 
 /// Arguments of `visage enroll`.
 #[derive(Args)]
@@ -156,16 +156,33 @@ pub struct CalibrateArgs {
     pub gallery_opt: crate::context::GalleryOpt,
 }
 
-/// Opens the gallery for writing; `create` makes a missing one with `metric`, which an existing gallery's must equal.
-fn open(g: &GlobalOpts, create: bool, metric: Option<Metric>) -> Result<Gallery> {
+/// Opens the gallery to enroll embeddings of the model `d` describes, which an existing
+/// gallery's must be; a missing one is made for that model (its id, dimension and threshold
+/// for `metric`), and an existing gallery's metric must equal `metric`.
+fn open_to_enroll(g: &GlobalOpts, d: &ModelDescriptor, metric: Option<Metric>) -> Result<Gallery> {
     let path = g.gallery_path()?;
-    Ok(OpenOptions::new(DLIB_MODEL_ID, 128).create(create).metric(metric).open(&path)?)
+    Ok(OpenOptions::for_model(d).create(true).metric(metric).open(&path)?)
 }
 
-/// Opens the gallery read-only: no lock is taken, and a read-only folder is fine.
+/// Opens the gallery for writing what needs no embedder (names, metadata, forgetting, a
+/// threshold), whatever model it was made for.
+fn open(g: &GlobalOpts) -> Result<Gallery> {
+    let path = g.gallery_path()?;
+    Ok(OpenOptions::any_model().open(&path)?)
+}
+
+/// Opens the gallery read-only, whatever model it was made for: no lock is taken, and a
+/// read-only folder is fine. Commands that compare photos with it check their embedder with
+/// [`Gallery::check_model`].
 fn open_read(g: &GlobalOpts) -> Result<Gallery> {
     let path = g.gallery_path()?;
-    Ok(OpenOptions::new(DLIB_MODEL_ID, 128).read_only(true).open(&path)?)
+    Ok(OpenOptions::any_model().read_only(true).open(&path)?)
+}
+
+/// The thresholds of the model a gallery holds, known without loading it: the model's own
+/// descriptor, for the models this visage embeds with (dlib's ResNet).
+fn model_thresholds(c: &Contract) -> Option<Thresholds> {
+    (c.model == visage::DLIB_RESNET_ID && c.dim == visage::DLIB_RESNET_DIM).then_some(visage::DLIB_RESNET_THRESHOLDS)
 }
 
 pub fn info(g: &GlobalOpts) -> Result<Outcome> {
@@ -219,7 +236,7 @@ pub fn enroll(g: &GlobalOpts, a: EnrollArgs) -> Result<Outcome> {
         }
         bail!("nothing enrolled for \"{}\": {} of {} photo(s) refused", a.name, refused.len(), photos.len());
     }
-    let gal = open(g, true, a.metric)?;
+    let gal = open_to_enroll(g, v.descriptor(), a.metric)?;
     let out = gal.enroll_with(&a.name, a.meta.as_deref(), &templates, EnrollOptions { allow_duplicate: a.allow_duplicate })?;
     eprintln!(
         "enrolled \"{}\": {} new template(s){}",
@@ -242,7 +259,7 @@ pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
         jobs.extend(photos.iter().map(|p| (name.clone(), p.clone())));
     }
     let v = g.visage()?;
-    let gal = open(g, true, a.metric)?;
+    let gal = open_to_enroll(g, v.descriptor(), a.metric)?;
     let choice = if a.largest { FaceChoice::Largest } else { FaceChoice::Only };
     let bar = progress(jobs.len(), "enrolling", g.quiet);
     let (mut added, mut already, mut no_face, mut several, mut failed) = (0usize, 0usize, Vec::new(), Vec::new(), Vec::new());
@@ -309,7 +326,7 @@ pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
 }
 
 pub fn subjects(g: &GlobalOpts, c: SubjectsCommand) -> Result<Outcome> {
-    let gal = if matches!(c, SubjectsCommand::List { .. }) { open_read(g)? } else { open(g, false, None)? };
+    let gal = if matches!(c, SubjectsCommand::List { .. }) { open_read(g)? } else { open(g)? };
     match c {
         SubjectsCommand::List { json } => {
             let list = gal.subjects()?;
@@ -338,7 +355,7 @@ pub fn subjects(g: &GlobalOpts, c: SubjectsCommand) -> Result<Outcome> {
 }
 
 pub fn forget(g: &GlobalOpts, name: &str) -> Result<Outcome> {
-    let gal = open(g, false, None)?;
+    let gal = open(g)?;
     let out = gal.forget(name)?;
     if out.erased {
         eprintln!("forgot {name:?}: {} template(s) deleted and overwritten", out.templates);
@@ -363,6 +380,7 @@ pub fn verify(g: &GlobalOpts, a: VerifyArgs) -> Result<Outcome> {
         .find(|s| s.name == a.name)
         .ok_or_else(|| visage_gallery::GalleryError::UnknownSubject { name: a.name.clone(), path: gal.path().to_path_buf() })?;
     let v = g.visage()?;
+    gal.check_model(v.descriptor())?;
     let choice = FaceChoice::from_args(a.face, true);
     let (_, e) = one_face(&v, &a.photo, choice)?.map_err(|r| anyhow::anyhow!(refusal_message(&a.photo, &r)))?;
     let d32 = gal.distance_to(&a.name, &e)?;
@@ -391,6 +409,7 @@ pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
     };
     let photos = expand(&a.paths)?;
     let v = g.visage()?;
+    gal.check_model(v.descriptor())?;
     let bar = progress(photos.len(), "identifying", g.quiet);
     let mut failed = false;
     let load = |p: &PathBuf| -> Result<_> {
@@ -462,7 +481,7 @@ fn print_identified(path: &Path, faces: &[serde_json::Value], top: usize) {
 }
 
 pub fn calibrate_cmd(g: &GlobalOpts, a: CalibrateArgs) -> Result<Outcome> {
-    let gal = if a.store { open(g, false, None)? } else { open_read(g)? };
+    let gal = if a.store { open(g)? } else { open_read(g)? };
     let metric = gal.contract().metric;
     let templates = gal.templates()?;
     let mut ids = std::collections::HashMap::new();
@@ -484,6 +503,7 @@ pub fn calibrate_cmd(g: &GlobalOpts, a: CalibrateArgs) -> Result<Outcome> {
         .map(|p| (p.a, p.b, p.same))
         .collect();
         let v = g.visage()?;
+        gal.check_model(v.descriptor())?;
         let bar = progress(pairs.len(), "embedding pairs", g.quiet);
         let d: Vec<Result<(f64, bool)>> = pairs
             .par_iter()
@@ -531,13 +551,8 @@ pub fn calibrate_cmd(g: &GlobalOpts, a: CalibrateArgs) -> Result<Outcome> {
             c.genuine, c.impostor, from_gallery.0, from_gallery.1
         );
         println!("metric         {metric}");
-        println!(
-            "threshold      {:.4}   for FAR <= {} (current {:.4}, default {})",
-            c.threshold,
-            a.far,
-            gal.threshold()?,
-            default_threshold(metric)
-        );
+        let default = model_thresholds(gal.contract()).map_or(String::new(), |t| format!(", default {}", t.get(metric)));
+        println!("threshold      {:.4}   for FAR <= {} (current {:.4}{default})", c.threshold, a.far, gal.threshold()?);
         println!("at threshold   FAR {:.5}, TAR {:.4}", c.far, c.tar);
         println!("EER            {:.4} at threshold {:.4}", c.eer, c.eer_threshold);
     }

@@ -28,6 +28,10 @@ pub const BETWEEN_SD: [f32; 128] = [
 pub const WITHIN_SD: f32 = 0.024991;
 
 pub const DIM: usize = 128;
+/// The model these templates imitate: bench galleries are bound to dlib's id (files written by
+/// earlier runs are reused) and created with its thresholds.
+pub const MODEL: &str = "dlib_face_recognition_resnet_model_v1";
+pub const THRESHOLDS: visage_core::Thresholds = visage_core::Thresholds { l2: 0.6, cosine: 0.093, chi2: 2.86 };
 pub const PER_SUBJECT: usize = 4;
 
 /// xorshift64* with Box-Muller normals.
