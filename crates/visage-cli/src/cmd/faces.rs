@@ -3,27 +3,19 @@
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::path::Path;
-use visage::{largest, AlignedChip, Face, FaceEmbedding, RgbImage, Visage};
+use visage::{AlignedChip, Face, FaceChoice, FaceEmbedding, RgbImage, Visage};
 
-/// Which face of a multi-face photo to use.
-#[derive(Debug, Clone, Copy)]
-pub enum FaceChoice {
-    /// Refuse photos with several faces.
-    Only,
-    /// The face at this index of `visage detect`'s output (from 0).
-    Index(usize),
-    /// The largest face.
-    Largest,
-}
+/// Which face of a photo a command uses: the library's [`FaceChoice`], or `None` for the
+/// photo's only face (a photo with several is refused).
+pub type Choice = Option<FaceChoice>;
 
-impl FaceChoice {
-    /// From the `--face N` / `--largest` options.
-    pub fn from_args(face: Option<usize>, largest: bool) -> Self {
-        match (face, largest) {
-            (Some(i), _) => FaceChoice::Index(i),
-            (None, true) => FaceChoice::Largest,
-            (None, false) => FaceChoice::Only,
-        }
+/// The choice of the `--face N` / `--largest` options (`--face N` numbers faces as
+/// `visage detect` does, from 0).
+pub fn choice_from_args(face: Option<usize>, largest: bool) -> Choice {
+    match (face, largest) {
+        (Some(i), _) => Some(FaceChoice::Index(i)),
+        (None, true) => Some(FaceChoice::Largest),
+        (None, false) => None,
     }
 }
 
@@ -60,17 +52,12 @@ pub fn read_photo(v: &Visage, path: &Path) -> Result<Photo> {
 }
 
 /// The chosen face of the photo at `path` and its embedding, or why there is none.
-pub fn one_face(v: &Visage, path: &Path, choice: FaceChoice) -> Result<std::result::Result<(Face, Vec<f32>), Refusal>> {
+pub fn one_face(v: &Visage, path: &Path, choice: Choice) -> Result<std::result::Result<(Face, Vec<f32>), Refusal>> {
     crate::inputs::check_file(path)?;
     one_face_in(v, &v.load_image(path)?, path, choice)
 }
 
-fn one_face_in(
-    v: &Visage,
-    img: &visage::RgbImage,
-    path: &Path,
-    choice: FaceChoice,
-) -> Result<std::result::Result<(Face, Vec<f32>), Refusal>> {
+fn one_face_in(v: &Visage, img: &visage::RgbImage, path: &Path, choice: Choice) -> Result<std::result::Result<(Face, Vec<f32>), Refusal>> {
     Ok(match choose_in(v, img, path, choice)? {
         Ok(c) => {
             let e = v.embed_chips(std::slice::from_ref(&c.chip))?.remove(0);
@@ -92,34 +79,34 @@ pub struct Chosen {
 }
 
 /// The chosen face of a photo already read, with its chip (`path` names it in messages).
-pub fn choose_of(v: &Visage, photo: &Photo, path: &Path, choice: FaceChoice) -> Result<std::result::Result<Chosen, Refusal>> {
+pub fn choose_of(v: &Visage, photo: &Photo, path: &Path, choice: Choice) -> Result<std::result::Result<Chosen, Refusal>> {
     choose_in(v, &v.decode_image(&photo.bytes, &path.display().to_string())?, path, choice)
 }
 
 /// The chosen face of the photo at `path`, with its chip.
-pub fn choose(v: &Visage, path: &Path, choice: FaceChoice) -> Result<std::result::Result<Chosen, Refusal>> {
+pub fn choose(v: &Visage, path: &Path, choice: Choice) -> Result<std::result::Result<Chosen, Refusal>> {
     crate::inputs::check_file(path)?;
     choose_in(v, &v.load_image(path)?, path, choice)
 }
 
-fn choose_in(v: &Visage, img: &visage::RgbImage, path: &Path, choice: FaceChoice) -> Result<std::result::Result<Chosen, Refusal>> {
+fn choose_in(v: &Visage, img: &visage::RgbImage, path: &Path, choice: Choice) -> Result<std::result::Result<Chosen, Refusal>> {
     let mut faces = v.find_faces(img)?;
     let n = faces.len();
-    let face = match (n, choice) {
-        (0, _) => return Ok(Err(Refusal::NoFace)),
-        (_, FaceChoice::Index(i)) => {
-            if i >= n {
-                bail!("{}: --face {i} asked for, but the photo has {n} face(s) (numbered from 0)", path.display());
+    if n == 0 {
+        return Ok(Err(Refusal::NoFace));
+    }
+    let i = match choice {
+        None if n > 1 => return Ok(Err(Refusal::SeveralFaces(n))),
+        None => 0,
+        Some(c) => match (c.pick(&faces, img.width(), img.height()), c) {
+            (Some(i), _) => i,
+            (None, FaceChoice::Index(i)) => {
+                bail!("{}: --face {i} asked for, but the photo has {n} face(s) (numbered from 0)", path.display())
             }
-            faces.swap_remove(i)
-        }
-        (1, _) => faces.remove(0),
-        (n, FaceChoice::Only) => return Ok(Err(Refusal::SeveralFaces(n))),
-        (_, FaceChoice::Largest) => {
-            let i = largest(&faces).expect("at least one face");
-            faces.swap_remove(i)
-        }
+            (None, c) => bail!("{}: no face chosen by {c:?} among {n}", path.display()),
+        },
     };
+    let face = faces.swap_remove(i);
     let chip = v.chip(img, &face)?;
     Ok(Ok(Chosen { face, chip, faces: n }))
 }

@@ -1,6 +1,6 @@
 //! Gallery commands: enroll, enroll-dir, subjects, forget, verify, identify, calibrate, info.
 
-use super::faces::{analyze_loaded, choose_of, embed_chosen, one_face, read_photo, refusal_message, Chosen, FaceChoice, Refusal};
+use super::faces::{analyze_loaded, choice_from_args, choose_of, embed_chosen, one_face, read_photo, refusal_message, Chosen, Refusal};
 use crate::context::GlobalOpts;
 use crate::inputs::{expand, in_parallel_chunks, progress};
 use crate::output::{error_text, f32_as_decimal, json_line, path_text, report_error};
@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use rayon::prelude::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use visage::{Metric, ModelDescriptor, Thresholds};
+use visage::{FaceChoice, Metric, ModelDescriptor, Thresholds};
 use visage_gallery::{calibrate, Contract, EnrollOptions, Gallery, NewTemplate, OpenOptions};
 
 /// Arguments of `visage enroll`.
@@ -199,7 +199,7 @@ pub fn info(g: &GlobalOpts) -> Result<Outcome> {
 
 pub fn enroll(g: &GlobalOpts, a: EnrollArgs) -> Result<Outcome> {
     let v = g.visage()?;
-    let choice = FaceChoice::from_args(a.face, a.largest);
+    let choice = choice_from_args(a.face, a.largest);
     let photos = expand(&a.photos)?;
     let results: Vec<Result<_>> = photos
         .par_iter()
@@ -260,7 +260,7 @@ pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
     }
     let v = g.visage()?;
     let gal = open_to_enroll(g, v.descriptor(), a.metric)?;
-    let choice = if a.largest { FaceChoice::Largest } else { FaceChoice::Only };
+    let choice = a.largest.then_some(FaceChoice::Largest);
     let bar = progress(jobs.len(), "enrolling", g.quiet);
     let (mut added, mut already, mut no_face, mut several, mut failed) = (0usize, 0usize, Vec::new(), Vec::new(), Vec::new());
     // Photos are analysed in parallel; each is committed in its own transaction as soon as it
@@ -381,7 +381,7 @@ pub fn verify(g: &GlobalOpts, a: VerifyArgs) -> Result<Outcome> {
         .ok_or_else(|| visage_gallery::GalleryError::UnknownSubject { name: a.name.clone(), path: gal.path().to_path_buf() })?;
     let v = g.visage()?;
     gal.check_model(v.descriptor())?;
-    let choice = FaceChoice::from_args(a.face, true);
+    let choice = choice_from_args(a.face, true);
     let (_, e) = one_face(&v, &a.photo, choice)?.map_err(|r| anyhow::anyhow!(refusal_message(&a.photo, &r)))?;
     let d32 = gal.distance_to(&a.name, &e)?;
     // Decided on the exact distance; printed by its shortest decimal form.
@@ -508,8 +508,9 @@ pub fn calibrate_cmd(g: &GlobalOpts, a: CalibrateArgs) -> Result<Outcome> {
         let d: Vec<Result<(f64, bool)>> = pairs
             .par_iter()
             .map(|(x, y, same)| {
-                let e =
-                    |p: &Path| one_face(&v, p, FaceChoice::Largest)?.map(|(_, e)| e).map_err(|r| anyhow::anyhow!(refusal_message(p, &r)));
+                let e = |p: &Path| {
+                    one_face(&v, p, Some(FaceChoice::Largest))?.map(|(_, e)| e).map_err(|r| anyhow::anyhow!(refusal_message(p, &r)))
+                };
                 let r = (|| Ok((metric.distance(&e(x)?, &e(y)?) as f64, *same)))();
                 bar.inc(1);
                 r

@@ -5,7 +5,7 @@
 //! without faces). Unlike face_recognition, which prints every known person within the
 //! tolerance, visage prints only the nearest one.
 
-use super::faces::{analyze_loaded, choose, embed_chosen, refusal_message, FaceChoice};
+use super::faces::{analyze_loaded, choose, embed_chosen, refusal_message};
 use crate::context::GlobalOpts;
 use crate::inputs::{expand, in_parallel_chunks, progress};
 use crate::Outcome;
@@ -49,7 +49,7 @@ pub fn run(g: &GlobalOpts, a: RecognizeArgs) -> Result<Outcome> {
         bail!("{}: no photos of known people", a.known.display());
     }
     let v = g.visage()?;
-    let chosen: Vec<_> = known.par_iter().map(|(_, p)| choose(&v, p, FaceChoice::Largest)).collect();
+    let chosen: Vec<_> = known.par_iter().map(|(_, p)| choose(&v, p, Some(visage::FaceChoice::Largest))).collect();
     // Every known face embedded in one batch.
     let embeddings = embed_chosen(&v, &chosen, |r| r.as_ref().ok().and_then(|c| c.as_ref().ok()))?;
     let embedded: Vec<_> = known
