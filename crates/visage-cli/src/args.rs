@@ -5,12 +5,19 @@
 pub fn threshold(s: &str) -> Result<f64, String> {
     let t: f64 = s.trim().parse().map_err(|_| format!("\"{s}\" is not a number"))?;
     if !t.is_finite() {
-        return Err(format!("{s} is not a finite number; a threshold is a distance such as 0.6"));
+        return Err(format!("{s} is not a finite number; a threshold is a distance, a finite number 0 or more"));
     }
     if t < 0.0 {
         return Err(format!("{s} is negative; distances are 0 or more, so a threshold must be too"));
     }
     Ok(t)
+}
+
+/// The same-person thresholds of the model the commands embed with (dlib's ResNet: its
+/// descriptor's), as the help of a `--threshold` option shows them: `<t> for l2, ...`.
+pub fn model_thresholds() -> String {
+    let t = visage::DLIB_RESNET_THRESHOLDS;
+    visage::Metric::ALL.iter().map(|&m| format!("{} for {m}", t.get(m))).collect::<Vec<_>>().join(", ")
 }
 
 /// A rate strictly between 0 and 1, such as a false-accept rate (`1e-3`).
@@ -39,7 +46,7 @@ pub fn jitter(s: &str) -> Result<u32, String> {
 mod tests {
     #[test]
     fn thresholds_and_rates() {
-        assert_eq!(super::threshold("0.6"), Ok(0.6));
+        assert_eq!(super::threshold("0.5"), Ok(0.5));
         assert_eq!(super::threshold("0"), Ok(0.0));
         for bad in ["inf", "NaN", "-0.1", "x"] {
             assert!(super::threshold(bad).is_err(), "{bad}");

@@ -46,8 +46,8 @@ pub fn error_text(e: &anyhow::Error) -> String {
     s
 }
 
-/// An `f32` as the `f64` with the same shortest decimal form (`0.6f32` becomes `0.6`, not
-/// `0.6000000238418579`), for thresholds that are printed and compared as `f64`.
+/// An `f32` as the `f64` with the same shortest decimal form (`0.1f32` becomes `0.1`, not
+/// `0.10000000149011612`), for thresholds that are printed and compared as `f64`.
 pub fn f32_as_decimal(x: f32) -> f64 {
     x.to_string().parse().unwrap_or(x as f64)
 }

@@ -73,8 +73,15 @@ pub struct OpenSetReport {
     pub rank5: f64,
     /// At the requested threshold.
     pub at_threshold: OpenSetPoint,
-    /// A sweep of thresholds.
+    /// A sweep of thresholds around the requested one ([`sweep`]).
     pub sweep: Vec<OpenSetPoint>,
+}
+
+/// The thresholds of the report's sweep: `threshold` and steps of a twelfth of it, from 3
+/// below to 2 above; in proportion to the threshold, so that it suits every metric and model.
+pub fn sweep(threshold: f64) -> Vec<f64> {
+    // Rounded to 6 decimals: 0.45, not 0.44999999999999996.
+    (-3..=2).map(|k| if k == 0 { threshold } else { (threshold * (1.0 + k as f64 / 12.0) * 1e6).round() / 1e6 }).collect()
 }
 
 /// Runs the evaluation on precomputed embeddings.
@@ -85,7 +92,8 @@ pub fn evaluate(
     unknown: &[Vec<f32>],
     threshold: f64,
 ) -> OpenSetReport {
-    let dim = gallery.first().map_or(128, |g| g.1.len());
+    // The embeddings' own dimension (with no embedding at all, nothing is searched).
+    let dim = gallery.iter().map(|g| &g.1).chain(known.iter().map(|k| &k.1)).chain(unknown).map(Vec::len).next().unwrap_or(0);
     let mut index = SearchIndex::new(metric, dim);
     for (i, (_, e)) in gallery.iter().enumerate() {
         index.push(i as u32, e);
@@ -122,7 +130,7 @@ pub fn evaluate(
         rank1: known_results.iter().filter(|r| r.0).count() as f64 / n,
         rank5: known_results.iter().filter(|r| r.1).count() as f64 / n,
         at_threshold: point(threshold),
-        sweep: [0.45, 0.5, 0.55, 0.6, 0.65, 0.7].iter().map(|&t| point(t)).collect(),
+        sweep: sweep(threshold).into_iter().map(point).collect(),
     }
 }
 
@@ -145,5 +153,8 @@ mod tests {
         assert!((p.known_misidentified - 1.0 / 3.0).abs() < 1e-9);
         // Unknowns: 5.0 away (rejected) and 0.55 from a (accepted at 0.6).
         assert!((p.unknown_rejection_rate - 0.5).abs() < 1e-9);
+        // The sweep is around the threshold asked for.
+        assert_eq!(r.sweep.iter().map(|p| p.threshold).collect::<Vec<_>>(), [0.45, 0.5, 0.55, 0.6, 0.65, 0.7]);
+        assert_eq!(sweep(0.093), [0.06975, 0.0775, 0.08525, 0.093, 0.10075, 0.1085]);
     }
 }

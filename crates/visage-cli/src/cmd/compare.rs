@@ -13,13 +13,13 @@ use visage::{largest, Metric, Visage};
 /// Arguments of `visage compare`.
 #[derive(Args)]
 pub struct CompareArgs {
-    /// First photo (or aligned 150x150 chip, with --chip).
+    /// First photo (or an aligned chip of the model's chip size, with --chip).
     pub a: PathBuf,
     /// Second photo (or chip).
     pub b: PathBuf,
-    /// Same person when the distance is below this [default: the metric's: 0.6 for l2,
-    /// 0.093 for cosine, 2.86 for chi2].
-    #[arg(long, allow_negative_numbers = true, value_parser = crate::args::threshold)]
+    // Help: same person below this; by default the model's threshold for the metric.
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::args::threshold,
+          help = format!("Same person when the distance is below this [default: the model's threshold for the metric: {}]", crate::args::model_thresholds()))]
     pub threshold: Option<f64>,
     /// Both inputs are aligned face chips, embedded as they are (no detection).
     #[arg(long)]

@@ -13,11 +13,12 @@ use visage::{AlignedChip, Face, Visage};
 /// Arguments of `visage embed`.
 #[derive(Args)]
 pub struct EmbedArgs {
-    /// Photos, aligned 150x150 chips (with --chip), or folders of them.
+    /// Photos, aligned chips of the model's chip size (with --chip), or folders of them.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// The inputs are aligned face chips (150x150, as `visage` or dlib cut them): embed them
-    /// as they are. Without it every input is a photo, whatever its size: faces are detected.
+    /// The inputs are aligned face chips (of the model's chip size, as `visage` or dlib cut
+    /// them): embed them as they are. Without it every input is a photo, whatever its size:
+    /// faces are detected.
     #[arg(long)]
     pub chip: bool,
     #[command(flatten)]

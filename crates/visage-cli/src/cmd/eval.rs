@@ -37,9 +37,9 @@ pub enum EvalCommand {
         /// Folder with one sub-folder of photos per person (e.g. LFW's images).
         #[arg(long, value_name = "DIR")]
         images: PathBuf,
-        /// Identification threshold: a face is named when its nearest enrolled person is closer
-        /// [default: the model's threshold for the metric: 0.6 for l2].
-        #[arg(long, allow_negative_numbers = true, value_parser = crate::args::threshold)]
+        // Help: the identification threshold; by default the model's for the metric.
+        #[arg(long, allow_negative_numbers = true, value_parser = crate::args::threshold,
+              help = format!("Identification threshold: a face is named when its nearest enrolled person is closer [default: the model's threshold for the metric: {}]", crate::args::model_thresholds()))]
         threshold: Option<f64>,
         #[command(flatten)]
         opts: EvalOpts,
@@ -180,9 +180,9 @@ fn identify(g: &GlobalOpts, images: &std::path::Path, threshold: Option<f64>, o:
         r.rank5 * 100.0
     );
     println!("{:>9}  {:>14}  {:>14}  {:>14}  {:>16}", "threshold", "named right", "known rejected", "named wrong", "unknown rejected");
-    let extra = (!r.sweep.iter().any(|p| (p.threshold - threshold).abs() < 1e-12)).then_some(&r.at_threshold);
-    for p in r.sweep.iter().chain(extra) {
-        let mark = if (p.threshold - threshold).abs() < 1e-12 { " <" } else { "" };
+    // The sweep is around the threshold, which it includes (marked).
+    for p in &r.sweep {
+        let mark = if p.threshold == threshold { " <" } else { "" };
         println!(
             "{:>9.3}  {:>13.2}%  {:>13.2}%  {:>13.2}%  {:>15.2}%{mark}",
             p.threshold,

@@ -22,9 +22,10 @@ pub struct RecognizeArgs {
     pub known: PathBuf,
     /// Photos (or a folder) to recognise.
     pub unknown: Vec<PathBuf>,
-    /// Distance below which a face is a known person (face_recognition's tolerance).
-    #[arg(long, default_value_t = 0.6, allow_negative_numbers = true, value_parser = crate::args::threshold)]
-    pub tolerance: f64,
+    // Help: face_recognition's tolerance; by default the model's L2 threshold.
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::args::threshold,
+          help = format!("Distance below which a face is a known person (face_recognition's tolerance; the model's L2 threshold) [default: {}]", visage::DLIB_RESNET_THRESHOLDS.l2))]
+    pub tolerance: Option<f64>,
     /// Append the distance to each line.
     #[arg(long)]
     pub show_distance: bool,
@@ -49,6 +50,7 @@ pub fn run(g: &GlobalOpts, a: RecognizeArgs) -> Result<Outcome> {
         bail!("{}: no photos of known people", a.known.display());
     }
     let v = g.visage()?;
+    let tolerance = a.tolerance.unwrap_or_else(|| crate::output::f32_as_decimal(v.descriptor().threshold(visage::Metric::L2)));
     let chosen: Vec<_> = known.par_iter().map(|(_, p)| choose(&v, p, Some(visage::FaceChoice::Largest))).collect();
     // Every known face embedded in one batch.
     let embeddings = embed_chosen(&v, &chosen, |r| r.as_ref().ok().and_then(|c| c.as_ref().ok()))?;
@@ -59,7 +61,7 @@ pub fn run(g: &GlobalOpts, a: RecognizeArgs) -> Result<Outcome> {
         .map(|(((n, p), r), e)| (n, p, r.map(|c| c.map(|c| (c.face, e.expect("a chosen face is embedded"), c.faces)))))
         .collect();
     let mut names: Vec<String> = Vec::new();
-    let mut index = SearchIndex::new(visage::Metric::L2, 128);
+    let mut index = SearchIndex::new(visage::Metric::L2, v.descriptor().dim);
     for (name, p, r) in embedded {
         match r {
             Ok(Ok((_, e, faces))) => {
@@ -94,7 +96,7 @@ pub fn run(g: &GlobalOpts, a: RecognizeArgs) -> Result<Outcome> {
                     for f in faces {
                         let best = index.search(&f.embedding, 1)?;
                         let (name, d) = match best.first() {
-                            Some(c) if (c.distance as f64) < a.tolerance => (names[c.subject as usize].as_str(), Some(c.distance)),
+                            Some(c) if (c.distance as f64) < tolerance => (names[c.subject as usize].as_str(), Some(c.distance)),
                             _ => ("unknown_person", None),
                         };
                         bar.suspend(|| {
