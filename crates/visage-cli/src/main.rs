@@ -1,7 +1,8 @@
 //! `visage`: face recognition from the command line.
 //!
 //! Exit codes: 0 success (or "same person"), 1 "not the same person / not recognised",
-//! 2 an error (bad input, missing model, ...). Errors always name the file concerned.
+//! 2 an error (bad input, missing model, ...), 3 a face judged not live (a spoof, or with
+//! `--liveness` one that cannot be judged). Errors always name the file concerned.
 
 mod args;
 mod cmd;
@@ -75,6 +76,13 @@ enum Command {
     Gallery(GalleryOpt),
     /// Measure verification accuracy: LFW's 10-fold protocol, or your own labelled pairs.
     Eval(EvalArgs),
+    /// Is each face live or a photo of a photo? Exit 0 when every face is live, 3 otherwise.
+    ///
+    /// Each face prints as `photo face i [left,top,right,bottom]: live (score s > t)`,
+    /// `spoof (score s <= t)` or `cannot judge: REASON` (face too small, cut by the border,
+    /// badly exposed, greyscale). `visage liveness train` and `visage liveness eval` train and
+    /// measure a model on a data set laid out as NUAA (see the README).
+    Liveness(cmd::liveness::LivenessArgs),
 }
 
 /// `visage subjects`: the gallery option, then the sub-command.
@@ -103,6 +111,8 @@ pub enum Outcome {
     No,
     /// Some inputs failed but the command went on (exit 2).
     PartialFailure,
+    /// A face was judged not live (exit 3).
+    Spoof,
 }
 
 impl Command {
@@ -117,6 +127,7 @@ impl Command {
             Command::Calibrate(a) => a.json,
             Command::Subjects(SubjectsArgs { command: cmd::gallery::SubjectsCommand::List { json }, .. }) => *json,
             Command::Eval(e) => e.command.json(),
+            Command::Liveness(a) => a.json(),
             _ => false,
         }
     }
@@ -156,11 +167,13 @@ fn main() -> ExitCode {
         Command::Calibrate(a) => cmd::gallery::calibrate_cmd(&top.with(Some(&a.photo_opts), Some(&a.gallery_opt)), a),
         Command::Gallery(o) => cmd::gallery::info(&top.with(None, Some(&o))),
         Command::Eval(e) => cmd::eval::run(&top.with(Some(&e.photo_opts), None), e.command),
+        Command::Liveness(a) => cmd::liveness::run(&top.with(Some(a.photo_opts()), None), a),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::No) => ExitCode::from(1),
         Ok(Outcome::PartialFailure) => ExitCode::from(2),
+        Ok(Outcome::Spoof) => ExitCode::from(3),
         Err(e) => fail(&e, json),
     }
 }

@@ -13,9 +13,11 @@
 #![warn(missing_docs)]
 
 pub mod embed;
+pub mod liveness;
 pub mod openset;
 pub mod pairs;
 pub mod plot;
 
+pub mod pad;
 pub mod protocol;
 pub mod roc;

@@ -43,6 +43,64 @@ fn extension(path: &Path) -> String {
 /// Writes the figure to `path` (`.png` or `.svg`). Text is laid out with the embedded font in
 /// both formats (an SVG names the font family and carries no glyphs).
 pub fn write(path: &Path, fig: &Figure) -> Result<(), Err> {
+    // Points are in increasing threshold order: the last one at or below the threshold.
+    let at = fig.roc.points.iter().rev().find(|p| p.threshold <= fig.threshold).copied();
+    let chart = Chart {
+        title: fig.title.clone(),
+        roc_caption: format!("ROC  (AUC {:.4}, EER {:.2}%)", fig.roc.auc, fig.roc.eer * 100.0),
+        roc: fig.roc.points.iter().map(|p| (p.far, p.tar)).collect(),
+        roc_axes: ("false accept rate (log scale)", "true accept rate"),
+        mark: at.map(|p| (p.far, p.tar, format!("threshold {:.3}: FAR {:.2e}, TAR {:.4}", fig.threshold, p.far, p.tar))),
+        first: (fig.genuine, "same person"),
+        second: (fig.impostor, "different people"),
+        hist_caption: format!("{} distances ({} same-person pairs, {} different-people pairs)", fig.metric, fig.genuine.len(), fig.impostor.len()),
+        hist_axes: (format!("{} distance", fig.metric), "fraction of pairs"),
+        threshold: fig.threshold,
+    };
+    render(path, &chart)
+}
+
+/// Writes the liveness figure of a test report to `path` (`.png` or `.svg`): APCER against
+/// 1 - BPCER, and the live and attack score histograms with the model's threshold.
+pub fn write_pad(path: &Path, r: &crate::liveness::EvalReport) -> Result<(), Err> {
+    let t = r.at_threshold.threshold;
+    let chart = Chart {
+        title: format!(
+            "liveness: APCER {:.2}%, BPCER {:.2}%, ACER {:.2}% at threshold {:.3}",
+            r.at_threshold.apcer * 100.0,
+            r.at_threshold.bpcer * 100.0,
+            r.at_threshold.acer * 100.0,
+            t
+        ),
+        roc_caption: format!("ROC  (EER {:.2}%)", r.eer * 100.0),
+        // The PAD ROC's thresholds are distances -score: live when the score is above -threshold.
+        roc: r.roc.iter().map(|p| (p.far, p.tar)).collect(),
+        roc_axes: ("APCER: attacks accepted (log scale)", "1 - BPCER: live faces accepted"),
+        mark: Some((r.at_threshold.apcer, 1.0 - r.at_threshold.bpcer, format!("threshold {t:.3}"))),
+        first: (&r.scores.0, "live"),
+        second: (&r.scores.1, "attack"),
+        hist_caption: format!("liveness scores ({} live, {} attack photos)", r.scores.0.len(), r.scores.1.len()),
+        hist_axes: ("liveness score".to_string(), "fraction of photos"),
+        threshold: t,
+    };
+    render(path, &chart)
+}
+
+/// What is drawn: a ROC on the left, two histograms and a threshold on the right.
+struct Chart<'a> {
+    title: String,
+    roc_caption: String,
+    roc: Vec<(f64, f64)>,
+    roc_axes: (&'static str, &'static str),
+    mark: Option<(f64, f64, String)>,
+    first: (&'a [f64], &'static str),
+    second: (&'a [f64], &'static str),
+    hist_caption: String,
+    hist_axes: (String, &'static str),
+    threshold: f64,
+}
+
+fn render(path: &Path, fig: &Chart) -> Result<(), Err> {
     check_path(path)?;
     let size = (1400u32, 620u32);
     // Both backends measure text with the registered font: without it SVG text fails.
@@ -69,7 +127,7 @@ pub fn write(path: &Path, fig: &Figure) -> Result<(), Err> {
     Ok(())
 }
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, fig: &Figure) -> Result<(), Err>
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, plotters::coord::Shift>, fig: &Chart) -> Result<(), Err>
 where
     DB::ErrorType: 'static,
 {
@@ -80,11 +138,11 @@ where
     let (left, right) = body.split_horizontally(700);
 
     // ROC: FAR on a log axis from one impostor pair in a thousand-ish up to 1.
-    let min_far = fig.roc.points.iter().map(|p| p.far).filter(|&f| f > 0.0).fold(1.0, f64::min).max(1e-5) / 2.0;
-    let min_tar = fig.roc.points.iter().filter(|p| p.far >= min_far).map(|p| p.tar).fold(1.0, f64::min);
+    let min_far = fig.roc.iter().map(|p| p.0).filter(|&f| f > 0.0).fold(1.0, f64::min).max(1e-5) / 2.0;
+    let min_tar = fig.roc.iter().filter(|p| p.0 >= min_far).map(|p| p.1).fold(1.0, f64::min);
     let y0 = (min_tar - 0.02).clamp(0.0, 0.98);
     let mut chart = ChartBuilder::on(&left)
-        .caption(format!("ROC  (AUC {:.4}, EER {:.2}%)", fig.roc.auc, fig.roc.eer * 100.0), ("sans-serif", 20))
+        .caption(fig.roc_caption.clone(), ("sans-serif", 20))
         .margin(15)
         .x_label_area_size(50)
         .y_label_area_size(65)
@@ -92,25 +150,23 @@ where
         .map_err(e)?;
     chart
         .configure_mesh()
-        .x_desc("false accept rate (log scale)")
-        .y_desc("true accept rate")
+        .x_desc(fig.roc_axes.0)
+        .y_desc(fig.roc_axes.1)
         .x_label_formatter(&|v| format!("{v:.0e}"))
         .y_label_formatter(&|v| format!("{v:.3}"))
         .draw()
         .map_err(e)?;
-    let curve: Vec<(f64, f64)> = fig.roc.points.iter().filter(|p| p.far >= min_far).map(|p| (p.far, p.tar)).collect();
+    let curve: Vec<(f64, f64)> = fig.roc.iter().filter(|p| p.0 >= min_far).copied().collect();
     chart
         .draw_series(LineSeries::new(curve, ShapeStyle::from(&BLUE).stroke_width(3)))
         .map_err(e)?
         .label("visage")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], ShapeStyle::from(&BLUE).stroke_width(3)));
-    // Points are in increasing threshold order: the last one at or below the threshold.
-    let at = fig.roc.points.iter().rev().find(|p| p.threshold <= fig.threshold).copied();
-    if let Some(p) = at.filter(|p| p.far >= min_far) {
+    if let Some((far, tar, label)) = fig.mark.clone().filter(|p| p.0 >= min_far) {
         chart
-            .draw_series(std::iter::once(Circle::new((p.far, p.tar), 7, ShapeStyle::from(&RED).filled())))
+            .draw_series(std::iter::once(Circle::new((far, tar), 7, ShapeStyle::from(&RED).filled())))
             .map_err(e)?
-            .label(format!("threshold {:.3}: FAR {:.2e}, TAR {:.4}", fig.threshold, p.far, p.tar))
+            .label(label)
             .legend(|(x, y)| Circle::new((x + 12, y), 6, ShapeStyle::from(&RED).filled()));
     }
     chart
@@ -123,7 +179,7 @@ where
         .map_err(e)?;
 
     // Histograms, each normalised to its own count.
-    let all = fig.genuine.iter().chain(fig.impostor).copied();
+    let all = fig.first.0.iter().chain(fig.second.0).copied();
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
     let bins = 60usize;
     let width = ((hi - lo) / bins as f64).max(1e-9);
@@ -141,30 +197,27 @@ where
         pts.push((hi, 0.0));
         pts
     };
-    let (hg, hi_) = (hist(fig.genuine), hist(fig.impostor));
+    let (hg, hi_) = (hist(fig.first.0), hist(fig.second.0));
     let ymax = hg.iter().chain(&hi_).map(|p| p.1).fold(0.0, f64::max) * 1.1;
     let mut chart = ChartBuilder::on(&right)
-        .caption(
-            format!("{} distances ({} same-person pairs, {} different-people pairs)", fig.metric, fig.genuine.len(), fig.impostor.len()),
-            ("sans-serif", 18),
-        )
+        .caption(fig.hist_caption.clone(), ("sans-serif", 18))
         .margin(15)
         .x_label_area_size(50)
         .y_label_area_size(65)
         .build_cartesian_2d(lo..hi, 0.0..ymax.max(1e-6))
         .map_err(e)?;
-    chart.configure_mesh().x_desc(format!("{} distance", fig.metric)).y_desc("fraction of pairs").draw().map_err(e)?;
+    chart.configure_mesh().x_desc(fig.hist_axes.0.clone()).y_desc(fig.hist_axes.1).draw().map_err(e)?;
     let green = RGBColor(0, 150, 70);
     let orange = RGBColor(230, 120, 0);
     chart
         .draw_series(LineSeries::new(hg, ShapeStyle::from(&green).stroke_width(2)))
         .map_err(e)?
-        .label("same person")
+        .label(fig.first.1)
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], ShapeStyle::from(&green).stroke_width(3)));
     chart
         .draw_series(LineSeries::new(hi_, ShapeStyle::from(&orange).stroke_width(2)))
         .map_err(e)?
-        .label("different people")
+        .label(fig.second.1)
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], ShapeStyle::from(&orange).stroke_width(3)));
     chart
         .draw_series(LineSeries::new(vec![(fig.threshold, 0.0), (fig.threshold, ymax)], ShapeStyle::from(&RED).stroke_width(2)))

@@ -6,6 +6,7 @@ pub mod embed;
 pub mod eval;
 pub mod faces;
 pub mod gallery;
+pub mod liveness;
 pub mod models;
 pub mod recognize;
 

@@ -1,0 +1,222 @@
+//! Local binary patterns (Ojala, Pietikainen, Maenpaa 2002): each pixel becomes the bits
+//! "neighbour >= centre" of `points` samples on a circle of `radius`, sampled bilinearly,
+//! then the uniform patterns (at most two 0/1 transitions around the circle) keep a label each
+//! and every other pattern shares one.
+
+use crate::plane::Plane;
+
+/// A circular LBP operator with its uniform-pattern labelling (`LBP^{u2}_{P,R}`).
+#[derive(Debug, Clone)]
+pub struct Lbp {
+    points: usize,
+    radius: f64,
+    /// Sample offsets (dx, dy) from the centre, bit p for sample p.
+    offsets: Vec<(f64, f64)>,
+    /// Label of every pattern code.
+    labels: Vec<u16>,
+    bins: usize,
+}
+
+/// Number of 0/1 transitions around the circle of a `points`-bit pattern.
+pub fn transitions(code: u32, points: usize) -> u32 {
+    let rotated = ((code >> 1) | ((code & 1) << (points - 1))) & ((1u32 << points) - 1);
+    (code ^ rotated).count_ones()
+}
+
+impl Lbp {
+    /// The operator with `points` samples (2..=16) at `radius` (> 0) pixels.
+    pub fn new(points: usize, radius: f64) -> Self {
+        assert!((2..=16).contains(&points) && radius > 0.0, "LBP needs 2..=16 points and a positive radius");
+        let offsets = (0..points)
+            .map(|p| {
+                let a = 2.0 * std::f64::consts::PI * p as f64 / points as f64;
+                // Sample p sits at angle a, counter-clockwise from the right (image y points down).
+                // Rounded to 1e-9 so that samples on the pixel grid read one pixel exactly.
+                let snap = |v: f64| (v * 1e9).round() / 1e9;
+                (snap(radius * a.cos()), snap(-radius * a.sin()))
+            })
+            .collect();
+        let mut labels = vec![0u16; 1 << points];
+        let mut next = 0u16;
+        for (code, label) in labels.iter_mut().enumerate() {
+            if transitions(code as u32, points) <= 2 {
+                *label = next;
+                next += 1;
+            }
+        }
+        let other = next;
+        for (code, label) in labels.iter_mut().enumerate() {
+            if transitions(code as u32, points) > 2 {
+                *label = other;
+            }
+        }
+        Lbp { points, radius, offsets, labels, bins: other as usize + 1 }
+    }
+
+    /// Histogram bins: `P (P - 1) + 2` uniform patterns and one for the rest (59 for P = 8,
+    /// 243 for P = 16).
+    pub fn bins(&self) -> usize {
+        self.bins
+    }
+
+    /// Pixels lost at each border: the samples of a pixel closer than this to the edge would
+    /// leave the plane.
+    pub fn margin(&self) -> usize {
+        self.radius.ceil() as usize
+    }
+
+    /// The raw pattern code (bit p = sample p >= centre) at (x, y), which must be at least
+    /// [`margin`](Self::margin) from every border.
+    pub fn code(&self, plane: &Plane, x: usize, y: usize) -> u32 {
+        let c = plane.get(x, y) as f64;
+        let mut code = 0u32;
+        for (p, &(dx, dy)) in self.offsets.iter().enumerate() {
+            // A tolerance far below one grey level: a flat neighbourhood interpolates to
+            // the centre's value give or take rounding, and must read as ">=" every time.
+            if plane.sample(x as f64 + dx, y as f64 + dy) + 1e-9 >= c {
+                code |= 1 << p;
+            }
+        }
+        code
+    }
+
+    /// The uniform label of a pattern code.
+    pub fn label(&self, code: u32) -> u16 {
+        self.labels[code as usize]
+    }
+
+    /// The label image: `(width - 2m) x (height - 2m)` labels, m the margin, row-major.
+    /// Empty when the plane is too small.
+    pub fn label_image(&self, plane: &Plane) -> LabelImage {
+        let m = self.margin();
+        if plane.width() <= 2 * m || plane.height() <= 2 * m {
+            return LabelImage { width: 0, height: 0, labels: Vec::new(), bins: self.bins };
+        }
+        let (w, h) = (plane.width() - 2 * m, plane.height() - 2 * m);
+        let mut labels = Vec::with_capacity(w * h);
+        for y in m..m + h {
+            for x in m..m + w {
+                labels.push(self.label(self.code(plane, x, y)));
+            }
+        }
+        LabelImage { width: w, height: h, labels, bins: self.bins }
+    }
+
+    /// Samples on the circle.
+    pub fn points(&self) -> usize {
+        self.points
+    }
+}
+
+/// Uniform LBP labels of a plane's interior.
+#[derive(Debug, Clone)]
+pub struct LabelImage {
+    /// Columns.
+    pub width: usize,
+    /// Rows.
+    pub height: usize,
+    /// Labels, row-major.
+    pub labels: Vec<u16>,
+    /// Number of distinct labels.
+    pub bins: usize,
+}
+
+impl LabelImage {
+    /// The L1-normalised histogram of the labels in the block of `w` x `h` at (x, y);
+    /// all zeros for an empty block.
+    pub fn histogram(&self, x: usize, y: usize, w: usize, h: usize) -> Vec<f32> {
+        let mut hist = vec![0f32; self.bins];
+        let (x1, y1) = ((x + w).min(self.width), (y + h).min(self.height));
+        let mut n = 0usize;
+        for row in y.min(y1)..y1 {
+            for &l in &self.labels[row * self.width + x.min(x1)..row * self.width + x1] {
+                hist[l as usize] += 1.0;
+                n += 1;
+            }
+        }
+        if n > 0 {
+            hist.iter_mut().for_each(|v| *v /= n as f32);
+        }
+        hist
+    }
+
+    /// The histogram of the whole label image.
+    pub fn whole(&self) -> Vec<f32> {
+        self.histogram(0, 0, self.width, self.height)
+    }
+
+    /// Histograms of a `k` x `k` grid of overlapping blocks, each half as wide again as the
+    /// grid step (for k = 3 on 62 columns: blocks of 31 at 0, 15, 30), concatenated row by row.
+    pub fn grid(&self, k: usize) -> Vec<f32> {
+        let block = |n: usize| (2 * n).div_ceil(k + 1);
+        let (bw, bh) = (block(self.width), block(self.height));
+        let step = |n: usize, b: usize| if k > 1 { (n - b) / (k - 1) } else { 0 };
+        let (sx, sy) = (step(self.width, bw), step(self.height, bh));
+        let mut out = Vec::with_capacity(k * k * self.bins);
+        for j in 0..k {
+            for i in 0..k {
+                out.extend(self.histogram(i * sx, j * sy, bw, bh));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uniform_pattern_counts_and_transitions() {
+        // P (P - 1) + 2 uniform patterns plus one bin for the rest.
+        assert_eq!(Lbp::new(8, 1.0).bins(), 59);
+        assert_eq!(Lbp::new(16, 2.0).bins(), 243);
+        assert_eq!(transitions(0b0000_0000, 8), 0);
+        assert_eq!(transitions(0b0000_1111, 8), 2);
+        assert_eq!(transitions(0b1000_0001, 8), 2);
+        assert_eq!(transitions(0b0101_0101, 8), 8);
+        assert_eq!(transitions(0b0010_0100, 8), 4);
+    }
+
+    #[test]
+    fn codes_computed_by_hand() {
+        // A linear ramp v(x, y) = 10 + 10 x + 30 y: bilinear sampling is exact on it, so sample
+        // p at angle a reads 50 + 10 cos a - 30 sin a around the centre (1, 1) = 50, and its bit
+        // is set when cos a >= 3 sin a: at 0, 225, 270 and 315 degrees -> bits 0, 5, 6, 7.
+        let ramp = Plane::new(3, 3, vec![10, 20, 30, 40, 50, 60, 70, 80, 90]).unwrap();
+        let op = Lbp::new(8, 1.0);
+        assert_eq!(op.code(&ramp, 1, 1), 1 + 32 + 64 + 128);
+        // Flat: every neighbour equals the centre, all bits set, despite interpolation rounding.
+        let flat = Plane::new(5, 5, vec![77; 25]).unwrap();
+        assert_eq!(op.code(&flat, 2, 2), 255);
+        assert_eq!(Lbp::new(16, 2.0).code(&flat, 2, 2), 0xffff);
+        // One dark corner (top right = 0): the 45-degree sample at (1.707, 0.293) reads
+        // 0.707 * (50 * 0.293 + 0 * 0.707) + 0.293 * 50 = 25 (rows weighted 1 - fy and fy),
+        // below 50; every other sample reads 50 -> every bit but bit 1.
+        let corner = Plane::new(3, 3, vec![50, 50, 0, 50, 50, 50, 50, 50, 50]).unwrap();
+        let s = corner.sample(1.0 + 0.5f64.sqrt(), 1.0 - 0.5f64.sqrt());
+        assert!((s - 25.0).abs() < 1e-9, "{s}");
+        assert_eq!(op.code(&corner, 1, 1), 255 - 2);
+    }
+
+    #[test]
+    fn histograms_count_labels() {
+        let flat = Plane::new(6, 6, vec![9; 36]).unwrap();
+        let op = Lbp::new(8, 1.0);
+        let labels = op.label_image(&flat);
+        assert_eq!((labels.width, labels.height), (4, 4));
+        let h = labels.whole();
+        assert_eq!(h.len(), 59);
+        // 255 is uniform (no transition): all 16 pixels in its bin.
+        assert_eq!(h[op.label(255) as usize], 1.0);
+        assert_eq!(h.iter().sum::<f32>(), 1.0);
+        // A 3x3 grid of blocks gives 9 histograms, each normalised.
+        let g = labels.grid(3);
+        assert_eq!(g.len(), 9 * 59);
+        assert!(g.chunks(59).all(|c| (c.iter().sum::<f32>() - 1.0).abs() < 1e-6));
+        // 01010101 is not uniform: it lands in the last bin.
+        assert_eq!(op.label(0b0101_0101), 58);
+        // Too small for the operator: no labels, not a panic.
+        assert_eq!(op.label_image(&Plane::new(2, 2, vec![0; 4]).unwrap()).labels.len(), 0);
+    }
+}
