@@ -1,6 +1,6 @@
 //! Gallery commands: enroll, enroll-dir, subjects, forget, verify, identify, calibrate, info.
 
-use super::faces::{analyze_loaded, choice_from_args, choose_of, embed_chosen, one_face, read_photo, refusal_message, Chosen, Refusal};
+use super::faces::{analyze_loaded, choice_from_args, choose_of, embed_chosen, one_face, one_face_in, read_photo, refusal_message, Chosen, Refusal};
 use crate::context::GlobalOpts;
 use crate::inputs::{expand, in_parallel_chunks, progress};
 use crate::output::{error_text, f32_as_decimal, json_line, path_text, report_error};
@@ -108,6 +108,12 @@ pub struct VerifyArgs {
     /// Print JSON instead of a sentence.
     #[arg(long)]
     pub json: bool,
+    /// Check liveness first: a face judged a spoof (or that cannot be judged) is refused,
+    /// exit 3, whoever it resembles.
+    #[arg(long)]
+    pub liveness: bool,
+    #[command(flatten)]
+    pub liveness_model: super::liveness::ModelOpt,
     #[command(flatten)]
     pub photo_opts: crate::context::PhotoOpts,
     #[command(flatten)]
@@ -129,6 +135,12 @@ pub struct IdentifyArgs {
     /// JSON lines (one per photo) instead of sentences.
     #[arg(long)]
     pub json: bool,
+    /// Check liveness first: a face judged a spoof (or that cannot be judged) gets the decision
+    /// "spoof" or "cannot_judge" instead of a name, and the exit code is 3.
+    #[arg(long)]
+    pub liveness: bool,
+    #[command(flatten)]
+    pub liveness_model: super::liveness::ModelOpt,
     #[command(flatten)]
     pub photo_opts: crate::context::PhotoOpts,
     #[command(flatten)]
@@ -379,20 +391,38 @@ pub fn verify(g: &GlobalOpts, a: VerifyArgs) -> Result<Outcome> {
         .iter()
         .find(|s| s.name == a.name)
         .ok_or_else(|| visage_gallery::GalleryError::UnknownSubject { name: a.name.clone(), path: gal.path().to_path_buf() })?;
+    let liveness = if a.liveness { Some(a.liveness_model.load()?) } else { None };
     let v = g.visage()?;
     gal.check_model(v.descriptor())?;
     let choice = choice_from_args(a.face, true);
-    let (_, e) = one_face(&v, &a.photo, choice)?.map_err(|r| anyhow::anyhow!(refusal_message(&a.photo, &r)))?;
+    crate::inputs::check_file(&a.photo)?;
+    let img = v.load_image(&a.photo)?;
+    let (face, e) = one_face_in(&v, &img, &a.photo, choice)?.map_err(|r| anyhow::anyhow!(refusal_message(&a.photo, &r)))?;
+    if let Some(model) = &liveness {
+        let j = model.judge(&img, face.detection, &face.landmarks, None);
+        if j.verdict != visage_liveness::Verdict::Live {
+            // Refused before any comparison: the answer says nothing about whom the photo resembles.
+            if a.json {
+                let mut out = json!({"name": a.name, "photo": path_text(&a.photo), "match": false, "refused": true});
+                out.as_object_mut().unwrap().extend(super::liveness::judgement_json(&j).as_object().unwrap().clone());
+                println!("{out}");
+            } else {
+                println!("refused: the face is not judged live ({})", super::liveness::judgement_text(&j));
+            }
+            return Ok(Outcome::Spoof);
+        }
+    }
     let d32 = gal.distance_to(&a.name, &e)?;
     // Decided on the exact distance; printed by its shortest decimal form.
     let matched = (d32 as f64) < threshold;
     let d = f32_as_decimal(d32);
     let metric = gal.contract().metric;
     if a.json {
-        println!(
-            "{}",
-            json!({"name": a.name, "photo": path_text(&a.photo), "match": matched, "distance": d, "threshold": threshold, "metric": metric.name()})
-        );
+        let mut out = json!({"name": a.name, "photo": path_text(&a.photo), "match": matched, "distance": d, "threshold": threshold, "metric": metric.name()});
+        if a.liveness {
+            out["liveness"] = json!("live");
+        }
+        println!("{out}");
     } else if matched {
         println!("match: {} ({metric} distance {d:.4} < threshold {threshold:.4})", a.name);
     } else {
@@ -408,25 +438,43 @@ pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
         None => gal.threshold()?,
     };
     let photos = expand(&a.paths)?;
+    let liveness = if a.liveness { Some(a.liveness_model.load()?) } else { None };
     let v = g.visage()?;
     gal.check_model(v.descriptor())?;
     let bar = progress(photos.len(), "identifying", g.quiet);
-    let mut failed = false;
+    let (mut failed, mut spoofed) = (false, false);
     let load = |p: &PathBuf| -> Result<_> {
         crate::inputs::check_file(p)?;
         Ok(v.load_image(p)?)
     };
     in_parallel_chunks(&photos, 32, &bar, load, |chunk, loaded| {
+        // The decoded photos, kept for the liveness check.
+        let images: Vec<Option<visage::RgbImage>> =
+            if liveness.is_some() { loaded.iter().map(|r| r.as_ref().ok().cloned()).collect() } else { vec![None; loaded.len()] };
         // Detected in parallel, every face of the chunk embedded in shared batches.
         let analysed = analyze_loaded(&v, loaded);
-        for (p, r) in chunk.iter().zip(analysed) {
+        for ((p, r), img) in chunk.iter().zip(analysed).zip(&images) {
             match r.and_then(|faces| {
                 faces
                     .into_iter()
                     .map(|f| {
+                        let b = f.face.rect;
+                        if let (Some(model), Some(img)) = (&liveness, img) {
+                            let j = model.judge(img, f.face.detection, &f.face.landmarks, None);
+                            if j.verdict != visage_liveness::Verdict::Live {
+                                // Not searched: a refused face gets no name and no candidates.
+                                let mut out = json!({
+                                    "box": [b.left, b.top, b.right, b.bottom],
+                                    "decision": if j.verdict == visage_liveness::Verdict::Spoof { "spoof" } else { "cannot_judge" },
+                                    "name": null, "nearest": null, "distance": null, "threshold": threshold, "candidates": [],
+                                });
+                                out.as_object_mut().unwrap().extend(super::liveness::judgement_json(&j).as_object().unwrap().clone());
+                                out["refusal"] = json!(super::liveness::judgement_text(&j));
+                                return Ok(out);
+                            }
+                        }
                         let c = gal.search(&f.embedding, a.top.max(1))?;
                         let best = c.first().filter(|m| (m.distance as f64) < threshold);
-                        let b = f.face.rect;
                         // "decision" says whether anyone matched; "name" is null for nobody, so
                         // no enrolled name (not even "unknown") can pass for a stranger.
                         Ok(json!({
@@ -441,8 +489,14 @@ pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
                     })
                     .collect::<Result<Vec<_>>>()
             }) {
-                Ok(faces) if a.json => json_line(&json!({"path": path_text(p), "faces": faces})),
-                Ok(faces) => bar.suspend(|| print_identified(p, &faces, a.top)),
+                Ok(faces) => {
+                    spoofed |= faces.iter().any(|f| matches!(f["decision"].as_str(), Some("spoof" | "cannot_judge")));
+                    if a.json {
+                        json_line(&json!({"path": path_text(p), "faces": faces}))
+                    } else {
+                        bar.suspend(|| print_identified(p, &faces, a.top))
+                    }
+                }
                 Err(e) => {
                     failed = true;
                     bar.suspend(|| report_error(p, &error_text(&e), a.json));
@@ -451,7 +505,13 @@ pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
         }
         Ok(())
     })?;
-    Ok(if failed { Outcome::PartialFailure } else { Outcome::Ok })
+    Ok(if failed {
+        Outcome::PartialFailure
+    } else if spoofed {
+        Outcome::Spoof
+    } else {
+        Outcome::Ok
+    })
 }
 
 /// One sentence per face: `photo face i [l,t,r,b]: name (distance d < threshold)` or
@@ -471,6 +531,7 @@ fn print_identified(path: &Path, faces: &[serde_json::Value], top: usize) {
         };
         let threshold = f["threshold"].as_f64().unwrap_or(f64::NAN);
         let who = match (f["decision"].as_str(), f["name"].as_str()) {
+            (Some("spoof" | "cannot_judge"), _) => format!("refused: not judged live ({})", f["refusal"].as_str().unwrap_or("?")),
             (Some("match"), Some(name)) => format!("{name} (distance {:.3} < {threshold:.3})", f["distance"].as_f64().unwrap_or(f64::NAN)),
             _ if cands.is_empty() => "no match (the gallery is empty)".to_string(),
             _ => format!("no match: nobody closer than {threshold:.3} (nearest: {})", list(&cands[..1])),

@@ -165,7 +165,7 @@ fn check(g: &GlobalOpts, paths: &[PathBuf], model: &ModelOpt, threshold: Option<
                 Ok(faces) => {
                     if faces.is_empty() {
                         failed = true;
-                        bar.suspend(|| report_error(p, &"no face found", json));
+                        bar.suspend(|| report_error(p, &format!("{}: no face found", path_text(p)), json));
                         continue;
                     }
                     all_live &= faces.iter().all(|(_, j)| j.verdict == Verdict::Live);
