@@ -166,7 +166,7 @@ fn train_then_eval_on_a_small_set() {
 #[test]
 fn the_shipped_model_on_the_nuaa_test_list() {
     // The figures the README quotes (liveness eval on the official test list, threshold fixed on
-    // the training subjects): ACER 1.92%, EER 1.01%. Checked with a little room.
+    // the training subjects): ACER 1.92%, EER 0.81%. Checked with a little room.
     let Some(n) = nuaa("liveness_cli") else { return };
     let o = visage(&["liveness", "eval", "--data", &s(&n), "--json", "-q"]);
     let (out, err) = text(&o);

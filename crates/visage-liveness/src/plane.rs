@@ -74,7 +74,7 @@ pub fn luma(p: [u8; 3]) -> f64 {
 }
 
 fn hsv(p: [u8; 3]) -> [u8; 3] {
-    let [r, g, b] = p.map(|c| c as f64);
+    let [r, g, b] = p.map(|c| c as f32);
     let max = r.max(g).max(b);
     let min = r.min(g).min(b);
     let delta = max - min;
@@ -88,7 +88,7 @@ fn hsv(p: [u8; 3]) -> [u8; 3] {
         (r - g) / delta + 4.0
     };
     let s = if max == 0.0 { 0.0 } else { delta / max };
-    [to_u8(h / 6.0 * 255.0), to_u8(s * 255.0), max as u8]
+    [to_u8((h / 6.0 * 255.0) as f64), to_u8((s * 255.0) as f64), max as u8]
 }
 
 fn ycbcr(p: [u8; 3]) -> [u8; 3] {

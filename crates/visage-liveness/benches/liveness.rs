@@ -1,0 +1,88 @@
+//! Liveness cost per face beside the embedding's, in the same run, on one core.
+//!
+//! `cargo bench -p visage-liveness --bench liveness`. Finds the faces of 64 NUAA test photos
+//! once, then times per face: the liveness judgement (two aligned crops, the LBP histograms,
+//! the classifier) and the embedding (the 150x150 chip and the ResNet at batch 1 and batch 32),
+//! all on one thread, and prints the ratio. BENCH_REPEATS (default 5).
+
+use std::time::Instant;
+use visage::{FaceChoice, Visage};
+use visage_liveness::LivenessModel;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let repeats: usize = std::env::var("BENCH_REPEATS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let nuaa = visage_testdata::shared_dir().join("data/nuaa");
+    let live = std::fs::read_to_string(nuaa.join("test_live.txt")).expect("NUAA test list (set VISAGE_SHARED)");
+    let spoof = std::fs::read_to_string(nuaa.join("test_spoof.txt")).expect("NUAA test list");
+    let paths: Vec<_> = live.lines().step_by(16).take(32).chain(spoof.lines().step_by(16).take(32)).map(|l| nuaa.join(l)).collect();
+    let v = Visage::load(&visage_testdata::model_store()).expect("models");
+    let model = LivenessModel::shipped();
+    let faces: Vec<_> = paths
+        .iter()
+        .filter_map(|p| {
+            let img = v.load_image(p).ok()?;
+            let faces = v.find_faces(&img).ok()?;
+            let f = faces[FaceChoice::Largest.pick(&faces, img.width(), img.height())?].clone();
+            Some((img, f))
+        })
+        .collect();
+    println!("{} faces from {} NUAA test photos (320x240), one thread, median of {repeats}", faces.len(), paths.len());
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    pool.install(|| {
+        let n = faces.len() as f64;
+        let time = |f: &dyn Fn()| {
+            median(
+                (0..repeats)
+                    .map(|_| {
+                        let t = Instant::now();
+                        f();
+                        t.elapsed().as_secs_f64() / n
+                    })
+                    .collect(),
+            )
+        };
+        let liveness = time(&|| {
+            for (img, f) in &faces {
+                std::hint::black_box(model.judge(img, f.detection, &f.landmarks, None));
+            }
+        });
+        let spec = model.features;
+        let crops_only = time(&|| {
+            for (img, f) in &faces {
+                std::hint::black_box(spec.crops(img, &f.landmarks).unwrap());
+            }
+        });
+        let crops: Vec<_> = faces.iter().map(|(img, f)| spec.crops(img, &f.landmarks).unwrap()).collect();
+        let describe_only = time(&|| {
+            for (face, ctx) in &crops {
+                std::hint::black_box(spec.describe_crops(face, ctx.as_ref()));
+            }
+        });
+        let chips: Vec<_> = faces.iter().map(|(img, f)| v.chip(img, f).unwrap()).collect();
+        let chip = time(&|| {
+            for (img, f) in &faces {
+                std::hint::black_box(v.chip(img, f).unwrap());
+            }
+        });
+        let batch1 = time(&|| {
+            for c in &chips {
+                std::hint::black_box(v.embed_chips(std::slice::from_ref(c)).unwrap());
+            }
+        });
+        let batch32 = time(&|| {
+            for g in chips.chunks(32) {
+                std::hint::black_box(v.embed_chips(g).unwrap());
+            }
+        });
+        let (e1, e32) = (chip + batch1, chip + batch32);
+        println!("liveness judgement     {:8.3} ms/face (crops {:.3} ms, texture {:.3} ms)", liveness * 1e3, crops_only * 1e3, describe_only * 1e3);
+        println!("embedding, batch 1     {:8.3} ms/face (chip {:.3} ms + network)", e1 * 1e3, chip * 1e3);
+        println!("embedding, batch 32    {:8.3} ms/face", e32 * 1e3);
+        println!("liveness / embedding:  {:.1}% at batch 1, {:.1}% at batch 32", 100.0 * liveness / e1, 100.0 * liveness / e32);
+    });
+}
