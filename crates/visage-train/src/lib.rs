@@ -5,7 +5,10 @@
 //! - [`distance`]: pairwise distances of a batch of embeddings, squared or with an epsilon
 //!   inside the square root, so that a zero distance never makes a NaN gradient;
 //! - [`losses`]: the triplet hinge, softmax cross-entropy over identities, binary
-//!   cross-entropy from logits.
+//!   cross-entropy from logits;
+//! - [`mining`]: online triplet mining in a P x K batch (batch-hard, batch-all, semi-hard);
+//! - [`triplet`]: the batch triplet loss ([`TripletLoss`]) and [`stats`], the batch statistics
+//!   to log ([`TripletStats`]: active-triplet fraction, mean positive and negative distances).
 //!
 //! The crate is outside the quick start's build (`visage-cli` does not depend on it): burn
 //! takes minutes to compile cold.
@@ -14,9 +17,15 @@
 
 pub mod distance;
 pub mod losses;
+pub mod mining;
+pub mod stats;
 pub mod tensors;
+pub mod triplet;
 
 pub use burn;
 pub use distance::Metric;
 pub use losses::Reduction;
+pub use mining::{Mining, Triplet};
+pub use stats::TripletStats;
+pub use triplet::{TripletLoss, TripletOutput};
 pub use tensors::train_device;
