@@ -38,7 +38,7 @@ enum Command {
     /// is the detector's raw rectangle in the same format, which may extend past the photo's
     /// edges. "landmarks" are 5 [x, y] points, "score" the detector's confidence.
     Detect(cmd::detect::DetectArgs),
-    /// Print the 128-d embedding of every face in photos, or of aligned chips with --chip (JSON lines).
+    /// Print the embedding of every face in photos (128 numbers with dlib's model), or of aligned chips with --chip (JSON lines).
     ///
     /// Faces are printed as by `visage detect` (box and detection are [left, top, right,
     /// bottom]), each with its "embedding".
