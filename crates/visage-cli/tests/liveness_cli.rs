@@ -144,7 +144,18 @@ fn train_then_eval_on_a_small_set() {
     assert_eq!(o.status.code(), Some(0), "{out}{err}");
     assert!(out.contains("subject folds: 0001 | 0002 | 0003"), "{out}");
     assert!(model.exists() && !dir.path().join("m.json.partial").exists());
-    let o = visage(&["liveness", "eval", "--data", &s(dir.path()), "--liveness-model", &s(&model), "--json", "-q", "--plot", &s(&dir.path().join("roc.svg"))]);
+    let o = visage(&[
+        "liveness",
+        "eval",
+        "--data",
+        &s(dir.path()),
+        "--liveness-model",
+        &s(&model),
+        "--json",
+        "-q",
+        "--plot",
+        &s(&dir.path().join("roc.svg")),
+    ]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();

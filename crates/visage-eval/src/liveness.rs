@@ -259,7 +259,13 @@ fn fit_model(spec: FeatureSpec, rows: &[Vec<f32>], labels: &[bool], lambda: f64,
 }
 
 /// Trains a model on `data.train` by the protocol above; `command` is recorded in it.
-pub fn train(visage: &Visage, data: &PadDataset, options: &TrainOptions, command: &str, tick: &(dyn Fn() + Sync)) -> Result<(LivenessModel, TrainReport), String> {
+pub fn train(
+    visage: &Visage,
+    data: &PadDataset,
+    options: &TrainOptions,
+    command: &str,
+    tick: &(dyn Fn() + Sync),
+) -> Result<(LivenessModel, TrainReport), String> {
     let acquired = acquire(visage, &data.train, tick);
     let subjects: Vec<String> = data.train.iter().map(|p| p.subject.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     if subjects.len() < options.folds || options.folds < 2 {
@@ -294,12 +300,23 @@ pub fn train(visage: &Visage, data: &PadDataset, options: &TrainOptions, command
             let (live, attack) = split_scores(&scores, &d.photos);
             let threshold = pad::min_acer_threshold(&live, &attack).ok_or("no validation scores")?;
             let acer = pad::rates(&live, &[("all".into(), attack.clone())], threshold).acer;
-            let c = Candidate { spec, lambda, acer, eer: pad::equal_error(&live, &attack).0, threshold, threshold_apcer5: pad::threshold_at_apcer(&attack, 0.05) };
+            let c = Candidate {
+                spec,
+                lambda,
+                acer,
+                eer: pad::equal_error(&live, &attack).0,
+                threshold,
+                threshold_apcer5: pad::threshold_at_apcer(&attack, 0.05),
+            };
             tracing::info!(?spec, lambda, acer = c.acer, eer = c.eer, "liveness candidate");
             let better = kept.as_ref().is_none_or(|(k, _, _)| (c.acer, c.eer, -c.lambda) < (k.acer, k.eer, -k.lambda));
             candidates.push(c.clone());
             if better {
-                kept = Some((c, Described { rows: d.rows.clone(), photos: d.photos.clone(), no_face: d.no_face, cannot_judge: d.cannot_judge }, scores));
+                kept = Some((
+                    c,
+                    Described { rows: d.rows.clone(), photos: d.photos.clone(), no_face: d.no_face, cannot_judge: d.cannot_judge },
+                    scores,
+                ));
             }
         }
     }

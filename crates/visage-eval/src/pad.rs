@@ -35,11 +35,10 @@ pub struct PadRates {
 
 /// Rates at `threshold` for bona fide scores `live` and attack scores by type.
 pub fn rates(live: &[f64], attacks: &[(String, Vec<f64>)], threshold: f64) -> PadRates {
-    let share = |v: &[f64], f: &dyn Fn(f64) -> bool| if v.is_empty() { 0.0 } else { v.iter().filter(|&&s| f(s)).count() as f64 / v.len() as f64 };
-    let per_attack: Vec<AttackRate> = attacks
-        .iter()
-        .map(|(name, s)| AttackRate { attack: name.clone(), count: s.len(), apcer: share(s, &|x| x > threshold) })
-        .collect();
+    let share =
+        |v: &[f64], f: &dyn Fn(f64) -> bool| if v.is_empty() { 0.0 } else { v.iter().filter(|&&s| f(s)).count() as f64 / v.len() as f64 };
+    let per_attack: Vec<AttackRate> =
+        attacks.iter().map(|(name, s)| AttackRate { attack: name.clone(), count: s.len(), apcer: share(s, &|x| x > threshold) }).collect();
     let apcer = per_attack.iter().map(|a| a.apcer).fold(0.0, f64::max);
     let bpcer = share(live, &|x| x <= threshold);
     PadRates { threshold, per_attack, apcer, bpcer, acer: (apcer + bpcer) / 2.0 }
@@ -71,11 +70,7 @@ pub fn threshold_at_apcer(attack: &[f64], target: f64) -> f64 {
 /// the midpoint between neighbouring scores. `None` without scores of both kinds.
 pub fn min_acer_threshold(live: &[f64], attack: &[f64]) -> Option<f64> {
     let curve = roc(live, attack);
-    curve
-        .iter()
-        .map(|p| ((p.far + 1.0 - p.tar) / 2.0, -p.threshold))
-        .min_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, t)| t)
+    curve.iter().map(|p| ((p.far + 1.0 - p.tar) / 2.0, -p.threshold)).min_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, t)| t)
 }
 
 #[cfg(test)]

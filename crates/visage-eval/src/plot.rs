@@ -53,7 +53,12 @@ pub fn write(path: &Path, fig: &Figure) -> Result<(), Err> {
         mark: at.map(|p| (p.far, p.tar, format!("threshold {:.3}: FAR {:.2e}, TAR {:.4}", fig.threshold, p.far, p.tar))),
         first: (fig.genuine, "same person"),
         second: (fig.impostor, "different people"),
-        hist_caption: format!("{} distances ({} same-person pairs, {} different-people pairs)", fig.metric, fig.genuine.len(), fig.impostor.len()),
+        hist_caption: format!(
+            "{} distances ({} same-person pairs, {} different-people pairs)",
+            fig.metric,
+            fig.genuine.len(),
+            fig.impostor.len()
+        ),
         hist_axes: (format!("{} distance", fig.metric), "fraction of pairs"),
         threshold: fig.threshold,
     };

@@ -80,7 +80,12 @@ fn main() {
             }
         });
         let (e1, e32) = (chip + batch1, chip + batch32);
-        println!("liveness judgement     {:8.3} ms/face (crops {:.3} ms, texture {:.3} ms)", liveness * 1e3, crops_only * 1e3, describe_only * 1e3);
+        println!(
+            "liveness judgement     {:8.3} ms/face (crops {:.3} ms, texture {:.3} ms)",
+            liveness * 1e3,
+            crops_only * 1e3,
+            describe_only * 1e3
+        );
         println!("embedding, batch 1     {:8.3} ms/face (chip {:.3} ms + network)", e1 * 1e3, chip * 1e3);
         println!("embedding, batch 32    {:8.3} ms/face", e32 * 1e3);
         println!("liveness / embedding:  {:.1}% at batch 1, {:.1}% at batch 32", 100.0 * liveness / e1, 100.0 * liveness / e32);

@@ -59,4 +59,3 @@ impl LivenessModel {
         Judgement { verdict, score: Some(score), threshold, reason: None }
     }
 }
-

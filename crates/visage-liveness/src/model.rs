@@ -121,7 +121,14 @@ impl LivenessModel {
     }
 
     /// A model from a fitted classifier on standardised features.
-    pub fn new(features: FeatureSpec, mean: Vec<f32>, inv_std: Vec<f32>, fit: Logistic, thresholds: (f64, f64), provenance: Provenance) -> Self {
+    pub fn new(
+        features: FeatureSpec,
+        mean: Vec<f32>,
+        inv_std: Vec<f32>,
+        fit: Logistic,
+        thresholds: (f64, f64),
+        provenance: Provenance,
+    ) -> Self {
         LivenessModel {
             format: FORMAT.into(),
             features,

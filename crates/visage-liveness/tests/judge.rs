@@ -43,7 +43,10 @@ fn broken_model_files_are_refused_with_the_reason() {
     let text = m.to_json().replacen("visage-liveness/1", "visage-liveness/9", 1);
     assert!(LivenessModel::from_json(&text, "v9").unwrap_err().to_string().contains("format"));
     assert!(LivenessModel::from_json("{", "bad").is_err());
-    assert!(LivenessModel::load(std::path::Path::new("/nonexistent/model.json")).unwrap_err().to_string().contains("/nonexistent/model.json"));
+    assert!(LivenessModel::load(std::path::Path::new("/nonexistent/model.json"))
+        .unwrap_err()
+        .to_string()
+        .contains("/nonexistent/model.json"));
 }
 
 #[test]

@@ -58,7 +58,12 @@ pub fn one_face(v: &Visage, path: &Path, choice: Choice) -> Result<std::result::
 }
 
 /// The chosen face of a photo already decoded and its embedding, or why there is none.
-pub fn one_face_in(v: &Visage, img: &visage::RgbImage, path: &Path, choice: Choice) -> Result<std::result::Result<(Face, Vec<f32>), Refusal>> {
+pub fn one_face_in(
+    v: &Visage,
+    img: &visage::RgbImage,
+    path: &Path,
+    choice: Choice,
+) -> Result<std::result::Result<(Face, Vec<f32>), Refusal>> {
     Ok(match choose_in(v, img, path, choice)? {
         Ok(c) => {
             let e = v.embed_chips(std::slice::from_ref(&c.chip))?.remove(0);

@@ -1,6 +1,8 @@
 //! Gallery commands: enroll, enroll-dir, subjects, forget, verify, identify, calibrate, info.
 
-use super::faces::{analyze_loaded, choice_from_args, choose_of, embed_chosen, one_face, one_face_in, read_photo, refusal_message, Chosen, Refusal};
+use super::faces::{
+    analyze_loaded, choice_from_args, choose_of, embed_chosen, one_face, one_face_in, read_photo, refusal_message, Chosen, Refusal,
+};
 use crate::context::GlobalOpts;
 use crate::inputs::{expand, in_parallel_chunks, progress};
 use crate::output::{error_text, f32_as_decimal, json_line, path_text, report_error};

@@ -153,10 +153,13 @@ fn check(g: &GlobalOpts, paths: &[PathBuf], model: &ModelOpt, threshold: Option<
         crate::inputs::check_file(p)?;
         let img = v.load_image(p)?;
         let faces = v.find_faces(&img)?;
-        let judged: Vec<_> = faces.into_iter().map(|f| {
-            let j = model.judge(&img, f.detection, &f.landmarks, threshold);
-            (f, j)
-        }).collect();
+        let judged: Vec<_> = faces
+            .into_iter()
+            .map(|f| {
+                let j = model.judge(&img, f.detection, &f.landmarks, threshold);
+                (f, j)
+            })
+            .collect();
         Ok(judged)
     };
     in_parallel_chunks(&photos, 64, &bar, work, |chunk, results| {
@@ -170,11 +173,14 @@ fn check(g: &GlobalOpts, paths: &[PathBuf], model: &ModelOpt, threshold: Option<
                     }
                     all_live &= faces.iter().all(|(_, j)| j.verdict == Verdict::Live);
                     if json {
-                        let faces: Vec<_> = faces.iter().map(|(f, j)| {
-                            let mut v = super::face_json(f);
-                            v.as_object_mut().unwrap().extend(judgement_json(j).as_object().unwrap().clone());
-                            v
-                        }).collect();
+                        let faces: Vec<_> = faces
+                            .iter()
+                            .map(|(f, j)| {
+                                let mut v = super::face_json(f);
+                                v.as_object_mut().unwrap().extend(judgement_json(j).as_object().unwrap().clone());
+                                v
+                            })
+                            .collect();
                         json_line(&json!({"path": path_text(p), "faces": faces}));
                     } else {
                         for (i, (f, j)) in faces.iter().enumerate() {
@@ -201,7 +207,9 @@ fn check(g: &GlobalOpts, paths: &[PathBuf], model: &ModelOpt, threshold: Option<
 }
 
 fn dataset(dir: &Path) -> Result<PadDataset> {
-    PadDataset::open(dir).with_context(|| format!("{}: not a liveness data set (train_live.txt, train_spoof.txt, test_live.txt, test_spoof.txt)", dir.display()))
+    PadDataset::open(dir).with_context(|| {
+        format!("{}: not a liveness data set (train_live.txt, train_spoof.txt, test_live.txt, test_spoof.txt)", dir.display())
+    })
 }
 
 fn train(g: &GlobalOpts, dir: &Path, out: &Path, folds: usize, json: bool) -> Result<Outcome> {
@@ -223,16 +231,29 @@ fn train(g: &GlobalOpts, dir: &Path, out: &Path, folds: usize, json: bool) -> Re
         json_line(&json!({"model": path_text(out), "report": report}));
         return Ok(Outcome::Ok);
     }
-    println!("training photos judged: {} live, {} spoof; no face: {} live, {} spoof; cannot judge: {} live, {} spoof",
-        report.judged.live, report.judged.attack, report.no_face.live, report.no_face.attack, report.cannot_judge.live, report.cannot_judge.attack);
+    println!(
+        "training photos judged: {} live, {} spoof; no face: {} live, {} spoof; cannot judge: {} live, {} spoof",
+        report.judged.live,
+        report.judged.attack,
+        report.no_face.live,
+        report.no_face.attack,
+        report.cannot_judge.live,
+        report.cannot_judge.attack
+    );
     println!("subject folds: {}", report.folds.iter().map(|f| f.join(",")).collect::<Vec<_>>().join(" | "));
     println!("{:<34} {:>8} {:>10} {:>10}", "features", "lambda", "val ACER", "val EER");
     for c in &report.candidates {
         println!("{:<34} {:>8} {:>9.2}% {:>9.2}%", spec_text(&c.spec), c.lambda, c.acer * 100.0, c.eer * 100.0);
     }
     let c = &report.chosen;
-    println!("kept: {} lambda {} (validation ACER {:.2}%); threshold {:.4}, APCER<=5% threshold {:.4}",
-        spec_text(&c.spec), c.lambda, c.acer * 100.0, model.threshold, model.threshold_apcer5);
+    println!(
+        "kept: {} lambda {} (validation ACER {:.2}%); threshold {:.4}, APCER<=5% threshold {:.4}",
+        spec_text(&c.spec),
+        c.lambda,
+        c.acer * 100.0,
+        model.threshold,
+        model.threshold_apcer5
+    );
     println!("model written to {}", path_text(out));
     Ok(Outcome::Ok)
 }
@@ -267,13 +288,21 @@ fn eval(g: &GlobalOpts, dir: &Path, model: &ModelOpt, plot: Option<&Path>, json:
         json_line(&json!({"data": path_text(dir), "report": r}));
         return Ok(Outcome::Ok);
     }
-    println!("test photos: {} live, {} spoof; no face (failure to acquire): {} live, {} spoof; cannot judge: {} live, {} spoof",
-        r.photos.live, r.photos.attack, r.no_face.live, r.no_face.attack, r.cannot_judge.live, r.cannot_judge.attack);
+    println!(
+        "test photos: {} live, {} spoof; no face (failure to acquire): {} live, {} spoof; cannot judge: {} live, {} spoof",
+        r.photos.live, r.photos.attack, r.no_face.live, r.no_face.attack, r.cannot_judge.live, r.cannot_judge.attack
+    );
     let t = &r.at_threshold;
     for a in &t.per_attack {
         println!("APCER ({}, {} photos): {}", a.attack, a.count, pct(a.apcer));
     }
-    println!("at the model's threshold {:.4} (chosen on validation): APCER {} BPCER {} ACER {}", t.threshold, pct(t.apcer), pct(t.bpcer), pct(t.acer));
+    println!(
+        "at the model's threshold {:.4} (chosen on validation): APCER {} BPCER {} ACER {}",
+        t.threshold,
+        pct(t.apcer),
+        pct(t.bpcer),
+        pct(t.acer)
+    );
     let b = &r.at_apcer5;
     println!("BPCER20 (threshold {:.4}, APCER <= 5% on validation): BPCER {} (test APCER {})", b.threshold, pct(b.bpcer), pct(b.apcer));
     println!("EER on the test scores (threshold-free): {} at {:.4}", pct(r.eer), r.eer_threshold);
