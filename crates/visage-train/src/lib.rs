@@ -8,7 +8,9 @@
 //!   cross-entropy from logits;
 //! - [`mining`]: online triplet mining in a P x K batch (batch-hard, batch-all, semi-hard);
 //! - [`triplet`]: the batch triplet loss ([`TripletLoss`]) and [`stats`], the batch statistics
-//!   to log ([`TripletStats`]: active-triplet fraction, mean positive and negative distances).
+//!   to log ([`TripletStats`]: active-triplet fraction, mean positive and negative distances);
+//! - [`head`]: the Siamese binary head on a pair of embeddings (weighted absolute difference
+//!   or weighted chi-squared).
 //!
 //! The crate is outside the quick start's build (`visage-cli` does not depend on it): burn
 //! takes minutes to compile cold.
@@ -16,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod distance;
+pub mod head;
 pub mod losses;
 pub mod mining;
 pub mod stats;
@@ -24,6 +27,7 @@ pub mod triplet;
 
 pub use burn;
 pub use distance::Metric;
+pub use head::{HeadKind, SiameseHead};
 pub use losses::Reduction;
 pub use mining::{Mining, Triplet};
 pub use stats::TripletStats;
