@@ -10,7 +10,9 @@
 //! - [`triplet`]: the batch triplet loss ([`TripletLoss`]) and [`stats`], the batch statistics
 //!   to log ([`TripletStats`]: active-triplet fraction, mean positive and negative distances);
 //! - [`head`]: the Siamese binary head on a pair of embeddings (weighted absolute difference
-//!   or weighted chi-squared).
+//!   or weighted chi-squared);
+//! - [`folders`] and [`people`]: a folder-per-person photo collection and LFW's people lists;
+//! - [`sampler`]: the identity-balanced P x K batch sampler, seeded so a run repeats.
 //!
 //! The crate is outside the quick start's build (`visage-cli` does not depend on it): burn
 //! takes minutes to compile cold.
@@ -18,18 +20,24 @@
 #![warn(missing_docs)]
 
 pub mod distance;
+pub mod folders;
 pub mod head;
 pub mod losses;
 pub mod mining;
+pub mod people;
+pub mod sampler;
 pub mod stats;
 pub mod tensors;
 pub mod triplet;
 
 pub use burn;
 pub use distance::Metric;
+pub use folders::{FaceFolders, Person};
 pub use head::{HeadKind, SiameseHead};
 pub use losses::Reduction;
 pub use mining::{Mining, Triplet};
 pub use stats::TripletStats;
 pub use triplet::{TripletLoss, TripletOutput};
+pub use people::PeopleList;
+pub use sampler::{PkBatch, PkSampler, Shortfall};
 pub use tensors::train_device;
