@@ -27,8 +27,7 @@ pub struct FaceFolders {
 }
 
 fn is_photo(p: &Path) -> bool {
-    p.is_file()
-        && p.extension().and_then(|e| e.to_str()).is_some_and(|e| PHOTO_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+    p.is_file() && p.extension().and_then(|e| e.to_str()).is_some_and(|e| PHOTO_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
 fn hidden(p: &Path) -> bool {
@@ -37,8 +36,7 @@ fn hidden(p: &Path) -> bool {
 
 /// The photos of one person's folder, sorted.
 fn photos_in(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut photos: Vec<PathBuf> =
-        std::fs::read_dir(dir)?.flatten().map(|e| e.path()).filter(|p| !hidden(p) && is_photo(p)).collect();
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(dir)?.flatten().map(|e| e.path()).filter(|p| !hidden(p) && is_photo(p)).collect();
     photos.sort();
     Ok(photos)
 }
@@ -48,8 +46,7 @@ impl FaceFolders {
     /// ignored; photos are not searched for deeper down).
     pub fn open(root: impl AsRef<Path>) -> io::Result<Self> {
         let root = root.as_ref();
-        let mut dirs: Vec<PathBuf> =
-            std::fs::read_dir(root)?.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !hidden(p)).collect();
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)?.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !hidden(p)).collect();
         dirs.sort();
         let mut people = Vec::new();
         for dir in dirs {

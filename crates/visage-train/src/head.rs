@@ -58,11 +58,7 @@ impl SiameseHead {
 
     /// A head with the given weights and bias.
     pub fn from_values(kind: HeadKind, weight: &[f32], bias: f32, device: &Device) -> Self {
-        SiameseHead {
-            weight: Param::from_tensor(vector(weight, device)),
-            bias: Param::from_tensor(vector(&[bias], device)),
-            kind,
-        }
+        SiameseHead { weight: Param::from_tensor(vector(weight, device)), bias: Param::from_tensor(vector(&[bias], device)), kind }
     }
 
     /// The embedding dimension.

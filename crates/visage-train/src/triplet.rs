@@ -51,8 +51,7 @@ impl TripletLoss {
         let mined = mine(&dist_values, labels, self.margin as f32, self.mining);
         let (mean_positive, mean_negative) = pair_means(&dist_values, labels);
         let margin = self.margin as f32;
-        let hinge_value =
-            |t: &Triplet| dist_values[t.anchor * n + t.positive] - dist_values[t.anchor * n + t.negative] + margin;
+        let hinge_value = |t: &Triplet| dist_values[t.anchor * n + t.positive] - dist_values[t.anchor * n + t.negative] + margin;
         let active = mined.triplets.iter().filter(|t| hinge_value(t) > 0.0).count();
         let loss = if mined.triplets.is_empty() {
             // Still connected to the graph: backward works and gives zero gradients.

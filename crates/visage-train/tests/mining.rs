@@ -63,8 +63,8 @@ fn assert_close(got: &[f32], want: &[f32], what: &str) {
 fn distances_of_the_hand_made_batch() {
     let d = values(pairwise_squared(matrix(&X, 6, 2, &train_device())));
     let want = [
-        0., 1., 4., 5., 9., 18., 1., 0., 5., 2., 4., 13., 4., 5., 0., 5., 13., 10., 5., 2., 5., 0., 2., 5., 9., 4., 13., 2.,
-        0., 9., 18., 13., 10., 5., 9., 0.,
+        0., 1., 4., 5., 9., 18., 1., 0., 5., 2., 4., 13., 4., 5., 0., 5., 13., 10., 5., 2., 5., 0., 2., 5., 9., 4., 13., 2., 0., 9., 18.,
+        13., 10., 5., 9., 0.,
     ];
     assert_close(&d, &want, "distance matrix");
 }
