@@ -83,6 +83,12 @@ enum Command {
     /// badly exposed, greyscale). `visage liveness train` and `visage liveness eval` train and
     /// measure a model on a data set laid out as NUAA (see the README).
     Liveness(cmd::liveness::LivenessArgs),
+    /// Serve the HTTP API (see the README): tenants' galleries, identify, verify, compare,
+    /// detect, liveness, with API keys from `visage keys`.
+    Serve(cmd::serve::ServeArgs),
+    /// Create, list and revoke the API keys of `visage serve`.
+    #[command(subcommand)]
+    Keys(cmd::serve::KeysCommand),
 }
 
 /// `visage subjects`: the gallery option, then the sub-command.
@@ -168,6 +174,8 @@ fn main() -> ExitCode {
         Command::Gallery(o) => cmd::gallery::info(&top.with(None, Some(&o))),
         Command::Eval(e) => cmd::eval::run(&top.with(Some(&e.photo_opts), None), e.command),
         Command::Liveness(a) => cmd::liveness::run(&top.with(Some(a.photo_opts()), None), a),
+        Command::Serve(a) => cmd::serve::serve(&top.with(Some(&a.photo_opts), None), a),
+        Command::Keys(c) => cmd::serve::keys(c),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

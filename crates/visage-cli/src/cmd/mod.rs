@@ -9,6 +9,7 @@ pub mod gallery;
 pub mod liveness;
 pub mod models;
 pub mod recognize;
+pub mod serve;
 
 use serde_json::{json, Value};
 use visage::Face;

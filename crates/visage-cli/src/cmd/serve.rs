@@ -1,0 +1,110 @@
+//! `visage serve`: the HTTP API; `visage keys`: its API keys.
+
+use crate::context::GlobalOpts;
+use crate::Outcome;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use visage_server::{AppState, KeyStore, Scope, ServerConfig};
+
+/// Arguments of `visage serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Data directory: API keys, the audit log, every tenant's galleries.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Photo jobs run at once [default: the number of cores].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Photo jobs that may wait for a worker; beyond them requests get 503 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub queue: usize,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 20 << 20)]
+    pub max_body: usize,
+    #[command(flatten)]
+    pub photo_opts: crate::context::PhotoOpts,
+}
+
+/// `visage keys`.
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create a key for a tenant; it is printed once (only its hash is stored).
+    Create {
+        /// Data directory of the server.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The tenant the key acts for (letters, digits, '-', '_').
+        #[arg(long)]
+        tenant: String,
+        /// recognize (detect, compare, liveness, identify, verify), enroll (and enroll, rename,
+        /// forget), admin (and create and delete galleries).
+        #[arg(long, value_parser = ["recognize", "enroll", "admin"])]
+        scope: String,
+        /// A label to recognise the key by.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List the keys (ids, tenants, scopes; never secrets).
+    List {
+        /// Data directory of the server.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// Revoke a key by its id (effective for the next request).
+    Revoke {
+        /// Data directory of the server.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The key's id (`visage keys list`).
+        id: String,
+    },
+}
+
+pub fn serve(g: &GlobalOpts, a: ServeArgs) -> Result<Outcome> {
+    let visage = g.visage()?;
+    let liveness = visage_liveness::LivenessModel::shipped();
+    let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1);
+    let config = ServerConfig { data: a.data.clone(), workers, queue: a.queue, max_body: a.max_body };
+    let state = Arc::new(AppState::new(config, visage, liveness).map_err(anyhow::Error::msg)?);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
+        let addr = listener.local_addr()?;
+        println!("visage serve: listening on http://{addr} (data {}, {workers} workers)", a.data.display());
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        visage_server::serve(listener, state).await.context("serving")?;
+        Ok(Outcome::Ok)
+    })
+}
+
+pub fn keys(c: KeysCommand) -> Result<Outcome> {
+    let open = |d: &PathBuf| -> Result<KeyStore> {
+        std::fs::create_dir_all(d).with_context(|| format!("{}: cannot create the data directory", d.display()))?;
+        Ok(KeyStore::open(d)?)
+    };
+    match c {
+        KeysCommand::Create { data, tenant, scope, label } => {
+            let ks = open(&data)?;
+            let (id, key) = ks.create(&tenant, Scope::parse(&scope).expect("clap checked the scope"), &label)?;
+            eprintln!("key {id} for tenant {tenant}, scope {scope}: shown once, store it now");
+            println!("{key}");
+        }
+        KeysCommand::List { data } => {
+            for k in open(&data)?.list()? {
+                println!("{}\t{}\t{}\t{}\t{}", k.id, k.tenant, k.scope.name(), if k.revoked { "revoked" } else { "active" }, k.label);
+            }
+        }
+        KeysCommand::Revoke { data, id } => {
+            open(&data)?.revoke(&id)?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(Outcome::Ok)
+}

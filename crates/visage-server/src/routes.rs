@@ -1,0 +1,392 @@
+//! The `/v1` handlers. Each authenticates, checks its scope, reads the photos, and does the
+//! photo work on the worker pool.
+
+use crate::auth::Caller;
+use crate::keys::Scope;
+use crate::photo::{self, Form};
+use crate::problem::ApiError;
+use crate::state::AppState;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use visage::{Face, FaceChoice, FaceEmbedding, RgbImage};
+use visage_core::Metric;
+use visage_gallery::NewTemplate;
+use visage_liveness::Verdict;
+
+type S = State<Arc<AppState>>;
+
+/// A face as JSON: box `[left, top, right, bottom]` (inclusive), score, detector, landmarks.
+pub fn face_json(f: &Face) -> Value {
+    let r = f.rect;
+    json!({
+        "box": [r.left, r.top, r.right, r.bottom],
+        "score": f.score,
+        "detector": f.detector.name,
+        "landmarks": f.landmarks.iter().map(|p| [p.x, p.y]).collect::<Vec<_>>(),
+    })
+}
+
+fn decode(state: &AppState, bytes: &[u8], field: &str) -> Result<RgbImage, ApiError> {
+    Ok(state.visage.decode_image(bytes, field).map_err(visage::VisageError::from)?)
+}
+
+/// A validated optional number field: `threshold` finite and >= 0.
+fn threshold(form: &Form) -> Result<Option<f64>, ApiError> {
+    match form.fields.get("threshold") {
+        None => Ok(None),
+        Some(t) => match t.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
+            _ => Err(ApiError::bad_request(format!("threshold {t:?} must be a finite number >= 0"))),
+        },
+    }
+}
+
+fn flag(form: &Form, name: &str) -> Result<bool, ApiError> {
+    match form.fields.get(name).map(|s| s.trim()) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!("{name} {other:?} must be true or false"))),
+    }
+}
+
+fn top_k(form: &Form) -> Result<usize, ApiError> {
+    match form.fields.get("top") {
+        None => Ok(1),
+        Some(t) => match t.trim().parse::<usize>() {
+            Ok(k) if (1..=100).contains(&k) => Ok(k),
+            _ => Err(ApiError::bad_request(format!("top {t:?} must be a whole number from 1 to 100"))),
+        },
+    }
+}
+
+fn liveness_json(state: &AppState, img: &RgbImage, f: &Face) -> (bool, Value) {
+    let j = state.liveness.judge(img, f.detection, &f.landmarks, None);
+    let live = j.verdict == Verdict::Live;
+    (live, json!({"verdict": j.verdict.word(), "score": j.score, "threshold": j.threshold, "reason": j.reason.map(|r| r.reason())}))
+}
+
+/// The one face a request means: the largest, or `face` (index) when given; 422 without one.
+fn one_face(state: &AppState, img: &RgbImage, form: &Form, several_ok: bool) -> Result<FaceEmbedding, ApiError> {
+    let faces = state.visage.analyze(img)?;
+    let choice = match form.fields.get("face") {
+        Some(i) => {
+            FaceChoice::Index(i.trim().parse().map_err(|_| ApiError::bad_request(format!("face {i:?} must be a face index from 0")))?)
+        }
+        None => FaceChoice::Largest,
+    };
+    if faces.is_empty() {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_face", "no face found in the photo"));
+    }
+    if faces.len() > 1 && !several_ok && !form.fields.contains_key("face") {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "several_faces",
+            format!("{} faces found; choose one with the field face=N (from 0, in detection order)", faces.len()),
+        ));
+    }
+    let plain: Vec<Face> = faces.iter().map(|f| f.face.clone()).collect();
+    let i = choice.pick(&plain, img.width(), img.height()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_face",
+            format!("the photo has {} faces; there is no face {:?}", faces.len(), form.fields.get("face")),
+        )
+    })?;
+    Ok(faces.into_iter().nth(i).expect("picked index is in range"))
+}
+
+// ---- galleries ----
+
+/// `GET /v1/galleries`.
+pub async fn list_galleries(State(st): S, c: Caller) -> Result<Json<Value>, ApiError> {
+    c.require(Scope::Recognize)?;
+    let tenant = c.tenant().to_string();
+    let st2 = st.clone();
+    let list = st
+        .pool
+        .run(move || {
+            st2.gallery_names(&tenant)
+                .into_iter()
+                .map(|n| {
+                    let g = st2.gallery(&tenant, &n)?;
+                    let (subjects, templates) = g.counts()?;
+                    Ok(json!({"name": n, "model": g.contract().model, "metric": g.contract().metric.name(), "threshold": g.threshold()?, "subjects": subjects, "templates": templates}))
+                })
+                .collect::<Result<Vec<_>, ApiError>>()
+        })
+        .await?;
+    Ok(Json(json!({ "galleries": list })))
+}
+
+/// The body of `POST /v1/galleries`.
+#[derive(Deserialize)]
+pub struct NewGallery {
+    name: String,
+    #[serde(default)]
+    metric: Option<String>,
+}
+
+/// `POST /v1/galleries` `{"name", "metric"}`.
+pub async fn create_gallery(
+    State(st): S,
+    c: Caller,
+    body: Result<Json<NewGallery>, axum::extract::rejection::JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    c.require(Scope::Admin)?;
+    let Json(b) = body.map_err(|e| {
+        ApiError::bad_request(format!("the body must be JSON {{\"name\": ..., \"metric\": \"l2\"|\"cosine\"|\"chi2\"}}: {e}"))
+    })?;
+    let metric = match b.metric.as_deref() {
+        None => Metric::L2,
+        Some(m) => m.parse::<Metric>().map_err(|_| ApiError::bad_request(format!("metric {m:?} must be l2, cosine or chi2")))?,
+    };
+    let (tenant, name) = (c.tenant().to_string(), b.name.clone());
+    let st2 = st.clone();
+    let g = st.pool.run(move || st2.create_gallery(&tenant, &name, metric)).await?;
+    st.keys.audit(&c.0, "create_gallery", Some(&b.name), None, metric.name()).map_err(ApiError::internal)?;
+    let threshold = g.threshold()?;
+    Ok((StatusCode::CREATED, Json(json!({"name": b.name, "model": g.contract().model, "metric": metric.name(), "threshold": threshold}))))
+}
+
+/// `DELETE /v1/galleries/{g}`.
+pub async fn delete_gallery(State(st): S, c: Caller, Path(g): Path<String>) -> Result<StatusCode, ApiError> {
+    c.require(Scope::Admin)?;
+    let (tenant, name) = (c.tenant().to_string(), g.clone());
+    let st2 = st.clone();
+    st.pool.run(move || st2.delete_gallery(&tenant, &name)).await?;
+    st.keys.audit(&c.0, "delete_gallery", Some(&g), None, "").map_err(ApiError::internal)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- subjects ----
+
+/// `GET /v1/galleries/{g}/subjects`.
+pub async fn list_subjects(State(st): S, c: Caller, Path(g): Path<String>) -> Result<Json<Value>, ApiError> {
+    c.require(Scope::Recognize)?;
+    let gal = st.gallery(c.tenant(), &g)?;
+    let subjects = st.pool.run(move || Ok(gal.subjects()?)).await?;
+    Ok(Json(
+        json!({"subjects": subjects.iter().map(|s| json!({"name": s.name, "templates": s.templates, "created_at": s.created_at})).collect::<Vec<_>>()}),
+    ))
+}
+
+/// The body of `PATCH /v1/galleries/{g}/subjects/{s}`.
+#[derive(Deserialize)]
+pub struct Rename {
+    name: String,
+}
+
+/// `PATCH /v1/galleries/{g}/subjects/{s}` `{"name": new}`: rename.
+pub async fn rename_subject(
+    State(st): S,
+    c: Caller,
+    Path((g, s)): Path<(String, String)>,
+    body: Result<Json<Rename>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    c.require(Scope::Enroll)?;
+    let Json(r) = body.map_err(|e| ApiError::bad_request(format!("the body must be JSON {{\"name\": new name}}: {e}")))?;
+    let gal = st.gallery(c.tenant(), &g)?;
+    let (old, new) = (s.clone(), r.name.clone());
+    st.pool.run(move || Ok(gal.rename(&old, &new)?)).await?;
+    st.keys.audit(&c.0, "rename_subject", Some(&g), Some(&s), &r.name).map_err(ApiError::internal)?;
+    Ok(Json(json!({"name": r.name})))
+}
+
+/// `DELETE /v1/galleries/{g}/subjects/{s}`: forget every template of the person.
+pub async fn delete_subject(State(st): S, c: Caller, Path((g, s)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+    c.require(Scope::Enroll)?;
+    let gal = st.gallery(c.tenant(), &g)?;
+    let name = s.clone();
+    let out = st.pool.run(move || Ok(gal.forget(&name)?)).await?;
+    st.keys.audit(&c.0, "forget", Some(&g), Some(&s), &format!("{} templates", out.templates)).map_err(ApiError::internal)?;
+    Ok(Json(json!({"forgotten": s, "templates": out.templates, "erased": out.erased})))
+}
+
+/// `POST /v1/galleries/{g}/subjects/{s}/faces` (photo `image`; `face=N` in a photo of several):
+/// one-shot enrollment, creating the person on their first face.
+pub async fn enroll(State(st): S, c: Caller, Path((g, s)): Path<(String, String)>, req: Request) -> Result<impl IntoResponse, ApiError> {
+    c.require(Scope::Enroll)?;
+    let gal = st.gallery(c.tenant(), &g)?;
+    let form = photo::read(req, &["image"], st.config.max_body).await?;
+    let bytes = form.photo("image")?;
+    let (st2, name) = (st.clone(), s.clone());
+    let (out, f) = st
+        .pool
+        .run(move || {
+            let img = decode(&st2, &bytes, "image")?;
+            let f = one_face(&st2, &img, &form, false)?;
+            let r = f.face.rect;
+            let t = NewTemplate {
+                embedding: f.embedding.clone(),
+                photo_sha256: format!("{:x}", Sha256::digest(&bytes)),
+                face_box: [r.left, r.top, r.right, r.bottom],
+                source: Some("api".into()),
+            };
+            Ok((gal.enroll(&name, None, &[t])?, f.face))
+        })
+        .await?;
+    st.keys.audit(&c.0, "enroll", Some(&g), Some(&s), &format!("{} added", out.added)).map_err(ApiError::internal)?;
+    let status = if out.added > 0 { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(json!({"subject": s, "added": out.added, "already_enrolled": out.already, "face": face_json(&f)}))))
+}
+
+// ---- recognition ----
+
+/// `POST /v1/galleries/{g}/identify` (photo `image`; `top`, `threshold`, `liveness`): every
+/// face with its candidates and the decision `match` or `unknown` (`spoof` / `cannot_judge`
+/// with `liveness=true`).
+pub async fn identify(State(st): S, c: Caller, Path(g): Path<String>, req: Request) -> Result<Json<Value>, ApiError> {
+    c.require(Scope::Recognize)?;
+    let gal = st.gallery(c.tenant(), &g)?;
+    let form = photo::read(req, &["image"], st.config.max_body).await?;
+    let (top, given, live_check) = (top_k(&form)?, threshold(&form)?, flag(&form, "liveness")?);
+    let bytes = form.photo("image")?;
+    let st2 = st.clone();
+    let faces = st
+        .pool
+        .run(move || {
+            let img = decode(&st2, &bytes, "image")?;
+            let t = match given {
+                Some(t) => t,
+                None => gal.threshold()?,
+            };
+            st2.visage
+                .analyze(&img)?
+                .into_iter()
+                .map(|f| {
+                    let mut out = face_json(&f.face);
+                    if live_check {
+                        let (live, j) = liveness_json(&st2, &img, &f.face);
+                        out["liveness"] = j;
+                        if !live {
+                            let d = if out["liveness"]["verdict"] == "spoof" { "spoof" } else { "cannot_judge" };
+                            out["decision"] = json!(d);
+                            out["name"] = Value::Null;
+                            out["threshold"] = json!(t);
+                            out["candidates"] = json!([]);
+                            return Ok(out);
+                        }
+                    }
+                    let cands = gal.search(&f.embedding, top)?;
+                    let best = cands.first().filter(|m| (m.distance as f64) < t);
+                    out["decision"] = json!(if best.is_some() { "match" } else { "unknown" });
+                    out["name"] = json!(best.map(|m| m.name.clone()));
+                    out["threshold"] = json!(t);
+                    out["candidates"] = json!(cands.iter().map(|m| json!({"name": m.name, "distance": m.distance})).collect::<Vec<_>>());
+                    Ok(out)
+                })
+                .collect::<Result<Vec<_>, ApiError>>()
+        })
+        .await?;
+    Ok(Json(json!({ "faces": faces })))
+}
+
+/// `POST /v1/galleries/{g}/subjects/{s}/verify` (photo `image`, its largest face or `face=N`;
+/// `threshold`, `liveness`).
+pub async fn verify(State(st): S, c: Caller, Path((g, s)): Path<(String, String)>, req: Request) -> Result<Json<Value>, ApiError> {
+    c.require(Scope::Recognize)?;
+    let gal = st.gallery(c.tenant(), &g)?;
+    let form = photo::read(req, &["image"], st.config.max_body).await?;
+    let (given, live_check) = (threshold(&form)?, flag(&form, "liveness")?);
+    let bytes = form.photo("image")?;
+    let st2 = st.clone();
+    st.pool
+        .run(move || {
+            let t = match given {
+                Some(t) => t,
+                None => gal.threshold()?,
+            };
+            // An unknown name is refused before the photo work.
+            if !gal.subjects()?.iter().any(|x| x.name == s) {
+                return Err(ApiError::not_found("subject_not_found", format!("no one called {s:?} is enrolled")));
+            }
+            let img = decode(&st2, &bytes, "image")?;
+            let f = one_face(&st2, &img, &form, true)?;
+            let mut out = json!({"subject": s, "face": face_json(&f.face), "threshold": t});
+            if live_check {
+                let (live, j) = liveness_json(&st2, &img, &f.face);
+                out["liveness"] = j;
+                if !live {
+                    out["decision"] = json!(if out["liveness"]["verdict"] == "spoof" { "spoof" } else { "cannot_judge" });
+                    out["match"] = json!(false);
+                    return Ok(Json(out));
+                }
+            }
+            let d = gal.distance_to(&s, &f.embedding)?;
+            let matched = (d as f64) < t;
+            out["distance"] = json!(d);
+            out["match"] = json!(matched);
+            out["decision"] = json!(if matched { "match" } else { "no_match" });
+            Ok(Json(out))
+        })
+        .await
+}
+
+/// `POST /v1/compare` (photos `a` and `b`, their largest faces; `metric`, `threshold`).
+pub async fn compare(State(st): S, c: Caller, req: Request) -> Result<Json<Value>, ApiError> {
+    c.require(Scope::Recognize)?;
+    let form = photo::read(req, &["a", "b"], st.config.max_body).await?;
+    let metric = match form.fields.get("metric") {
+        None => Metric::L2,
+        Some(m) => m.parse::<Metric>().map_err(|_| ApiError::bad_request(format!("metric {m:?} must be l2, cosine or chi2")))?,
+    };
+    let given = threshold(&form)?;
+    let (a, b) = (form.photo("a")?, form.photo("b")?);
+    let st2 = st.clone();
+    st.pool
+        .run(move || {
+            let one = |bytes: &[u8], field: &str| -> Result<FaceEmbedding, ApiError> {
+                let img = decode(&st2, bytes, field)?;
+                one_face(&st2, &img, &Form::default(), true).map_err(|e| ApiError { detail: format!("photo {field}: {}", e.detail), ..e })
+            };
+            let (fa, fb) = (one(&a, "a")?, one(&b, "b")?);
+            let t = given.unwrap_or(st2.visage.descriptor().threshold(metric) as f64);
+            let d = metric.distance(&fa.embedding, &fb.embedding);
+            Ok(Json(json!({"distance": d, "metric": metric.name(), "threshold": t, "same_person": (d as f64) < t, "a": face_json(&fa.face), "b": face_json(&fb.face)})))
+        })
+        .await
+}
+
+/// `POST /v1/detect` (photo `image`): every face; none is an empty list, not an error.
+pub async fn detect(State(st): S, c: Caller, req: Request) -> Result<Json<Value>, ApiError> {
+    c.require(Scope::Recognize)?;
+    let form = photo::read(req, &["image"], st.config.max_body).await?;
+    let bytes = form.photo("image")?;
+    let st2 = st.clone();
+    st.pool
+        .run(move || {
+            let img = decode(&st2, &bytes, "image")?;
+            let faces = st2.visage.find_faces(&img)?;
+            Ok(Json(json!({"width": img.width(), "height": img.height(), "faces": faces.iter().map(face_json).collect::<Vec<_>>()})))
+        })
+        .await
+}
+
+/// `POST /v1/liveness` (photo `image`): every face with its liveness verdict.
+pub async fn liveness(State(st): S, c: Caller, req: Request) -> Result<Json<Value>, ApiError> {
+    c.require(Scope::Recognize)?;
+    let form = photo::read(req, &["image"], st.config.max_body).await?;
+    let bytes = form.photo("image")?;
+    let st2 = st.clone();
+    st.pool
+        .run(move || {
+            let img = decode(&st2, &bytes, "image")?;
+            let faces = st2.visage.find_faces(&img)?;
+            let out: Vec<Value> = faces
+                .iter()
+                .map(|f| {
+                    let mut v = face_json(f);
+                    v["liveness"] = liveness_json(&st2, &img, f).1;
+                    v
+                })
+                .collect();
+            Ok(Json(json!({ "faces": out })))
+        })
+        .await
+}
