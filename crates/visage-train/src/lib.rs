@@ -10,7 +10,7 @@
 //! - [`triplet`]: the batch triplet loss ([`TripletLoss`]) and [`stats`], the batch statistics
 //!   to log ([`TripletStats`]: active-triplet fraction, mean positive and negative distances);
 //! - [`head`]: the Siamese binary head on a pair of embeddings (weighted absolute difference
-//!   or weighted chi-squared);
+//!   or weighted chi-squared), and [`head_training`], fitting it on frozen embeddings;
 //! - [`folders`] and [`people`]: a folder-per-person photo collection and LFW's people lists;
 //! - [`sampler`]: the identity-balanced P x K batch sampler, seeded so a run repeats.
 //!
@@ -22,6 +22,7 @@
 pub mod distance;
 pub mod folders;
 pub mod head;
+pub mod head_training;
 pub mod losses;
 pub mod mining;
 pub mod people;
@@ -34,6 +35,7 @@ pub use burn;
 pub use distance::Metric;
 pub use folders::{FaceFolders, Person};
 pub use head::{HeadKind, SiameseHead};
+pub use head_training::{HeadFit, HeadTraining, LabelledPair};
 pub use losses::Reduction;
 pub use mining::{Mining, Triplet};
 pub use people::PeopleList;
