@@ -57,6 +57,9 @@ pub struct KeyInfo {
     pub revoked: bool,
 }
 
+/// One line of the audit log: (unix seconds, key id, action, gallery, subject).
+pub type AuditEntry = (i64, String, String, Option<String>, Option<String>);
+
 /// What can go wrong with the key store.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -209,8 +212,8 @@ impl KeyStore {
         Ok(())
     }
 
-    /// The audit log of `tenant`, oldest first: (unix seconds, key id, action, gallery, subject).
-    pub fn audit_log(&self, tenant: &str) -> Result<Vec<(i64, String, String, Option<String>, Option<String>)>, KeyError> {
+    /// The audit log of `tenant`, oldest first.
+    pub fn audit_log(&self, tenant: &str) -> Result<Vec<AuditEntry>, KeyError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let mut st = conn
             .prepare("SELECT at, key_id, action, gallery, subject FROM audit WHERE tenant = ?1 ORDER BY rowid")

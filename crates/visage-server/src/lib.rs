@@ -29,14 +29,38 @@ use std::sync::Arc;
 pub use keys::{KeyStore, Scope};
 pub use state::{AppState, ServerConfig};
 
-/// Gives every request an id (`X-Request-Id`, also in error bodies) and records its route,
-/// status and latency.
+/// How long a client may take to send its request body.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads the whole body (at most the limit, within [`BODY_TIMEOUT`]) before the handler runs,
+/// so that an answer that does not need the body (401, 404) never cuts off a client still
+/// sending it, and a slow or oversized upload is refused with the envelope.
+async fn buffered(st: &AppState, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let limit = st.config.max_body;
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body is over the limit of {limit} bytes"),
+            )
+            .into_response()
+        }
+        Err(_) => return ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request body took too long to arrive").into_response(),
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
+/// Gives every request an id (`X-Request-Id`, also in error bodies), reads its body, and
+/// records its route, status and latency.
 async fn request_id(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let id = format!("{:x}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let start = std::time::Instant::now();
-    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    let mut resp = REQUEST_ID.scope(id.clone(), buffered(&st, req, next)).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -103,7 +127,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), request_id))
-        .layer(axum::extract::DefaultBodyLimit::max(state.config.max_body))
+        // The body is read whole (and its size checked) by the middleware.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 
