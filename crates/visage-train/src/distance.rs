@@ -56,6 +56,15 @@ pub fn pairwise_squared(x: Tensor<2>) -> Tensor<2> {
     d2.clamp_min(0.0)
 }
 
+/// Each row of `x` (`[n, d]`) divided by its length, `x / sqrt(|x|^2 + eps)`: FaceNet's
+/// embeddings live on the unit sphere, where squared distances lie in `[0, 4]`. `eps > 0`
+/// keeps a zero row (and its gradient) finite.
+pub fn l2_normalize(x: Tensor<2>, eps: f64) -> Tensor<2> {
+    let [n, d] = x.dims();
+    let norm = x.clone().square().sum_dim(1).add_scalar(eps).sqrt();
+    x / norm.expand([n, d])
+}
+
 /// Distances between every two rows of `x` under `metric` (`[n, d]` -> `[n, n]`).
 pub fn pairwise(x: Tensor<2>, metric: Metric) -> Tensor<2> {
     metric.from_squared(pairwise_squared(x))
@@ -86,5 +95,18 @@ mod tests {
         assert!((d[1] - 5.0).abs() < 1e-5 && d[0].abs() < 1e-5, "{d:?}");
         let r = values(rowwise(x.clone(), x.flip([0]), Metric::SquaredL2));
         assert_eq!(r, vec![1.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn normalized_rows_have_unit_length_and_a_zero_row_stays_finite() {
+        let dev = train_device();
+        let x = matrix(&[3.0, 4.0, 0.0, 0.0], 2, 2, &dev).require_grad();
+        let y = l2_normalize(x.clone(), 1e-12);
+        let v = values(y.clone());
+        assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6 && v[2] == 0.0 && v[3] == 0.0, "{v:?}");
+        let g = values(x.grad(&y.sum().backward()).unwrap());
+        assert!(g.iter().all(|g| g.is_finite()), "{g:?}");
+        // d/dx of (x1 + x2) / |x| at (3, 4): (|x|^2 - x.(1,1) x_i) / |x|^3 = (25 - 7*3, 25 - 7*4) / 125.
+        assert!((g[0] - 4.0 / 125.0).abs() < 1e-6 && (g[1] + 3.0 / 125.0).abs() < 1e-6, "{g:?}");
     }
 }
