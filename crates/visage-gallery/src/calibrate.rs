@@ -133,8 +133,16 @@ pub fn calibrate(genuine: &[f64], impostor: &[f64], target_far: f64) -> Option<C
     })
 }
 
+/// An `f32` distance as the `f64` with its shortest decimal form (`0.1f32` is `0.1`, not
+/// `0.10000000149011612`): thresholds read off these distances then print as the distances
+/// do. The mapping keeps the order of distinct `f32`s, so no comparison changes.
+pub fn distance_as_decimal(d: f32) -> f64 {
+    d.to_string().parse().unwrap_or(d as f64)
+}
+
 /// Genuine and impostor distances among labelled embeddings: all same-label pairs, and
-/// different-label pairs (every one, or an even sample of `max_impostors` of them).
+/// different-label pairs (every one, or an even sample of `max_impostors` of them), each by
+/// its shortest decimal form ([`distance_as_decimal`]).
 pub fn pair_distances(items: &[(usize, &[f32])], metric: visage_core::Metric, max_impostors: usize) -> (Vec<f64>, Vec<f64>) {
     let n = items.len();
     let mut genuine = Vec::new();
@@ -146,10 +154,10 @@ pub fn pair_distances(items: &[(usize, &[f32])], metric: visage_core::Metric, ma
         for b in a + 1..n {
             let same = items[a].0 == items[b].0;
             if same {
-                genuine.push(metric.distance(items[a].1, items[b].1) as f64);
+                genuine.push(distance_as_decimal(metric.distance(items[a].1, items[b].1)));
             } else {
                 if p.is_multiple_of(step) {
-                    impostor.push(metric.distance(items[a].1, items[b].1) as f64);
+                    impostor.push(distance_as_decimal(metric.distance(items[a].1, items[b].1)));
                 }
                 p += 1;
             }
@@ -219,5 +227,21 @@ mod tests {
         i.sort_by(f64::total_cmp);
         assert_eq!(i.len(), 2);
         assert!((i[0] - 18f64.sqrt()).abs() < 1e-6 && (i[1] - 5.0).abs() < 1e-6);
+        // Distances are the f32's decimal, so a threshold read off them is too.
+        let (x, y) = ([0.0f32], [0.1f32]);
+        let (g, _) = pair_distances(&[(0, &x[..]), (0, &y[..])], visage_core::Metric::L2, 100);
+        assert_eq!(g, vec![0.1]);
+        assert_eq!(threshold_at_far(&[distance_as_decimal(0.62248647)], 0.0).to_string(), "0.62248647");
+    }
+
+    #[test]
+    fn decimals_keep_the_order_of_f32s() {
+        let mut x = 0.6224f32;
+        for _ in 0..10_000 {
+            let next = f32::from_bits(x.to_bits() + 1);
+            assert!(distance_as_decimal(x) < distance_as_decimal(next), "{x} {next}");
+            assert!((x as f64) < distance_as_decimal(next) && distance_as_decimal(x) < next as f64);
+            x = next;
+        }
     }
 }

@@ -7,16 +7,34 @@ use thiserror::Error;
 /// Longest part of a name echoed in a message, in characters.
 const SHOWN_CHARS: usize = 64;
 
-/// A name quoted for a message, cut to [`SHOWN_CHARS`] characters.
-pub(crate) fn shown(name: &str) -> String {
+/// A name quoted for a message, cut to [`SHOWN_CHARS`] characters: as a person typed it
+/// (accents, combining marks and other scripts as they are, not as Rust escapes), with only
+/// quotes, backslashes, control characters and invisible or direction-changing characters
+/// escaped, so that a message cannot be forged or reordered by a name.
+pub fn quoted_name(name: &str) -> String {
     let n = name.chars().count();
-    if n <= SHOWN_CHARS {
-        format!("{name:?}")
-    } else {
-        let head: String = name.chars().take(SHOWN_CHARS).collect();
-        format!("{head:?}... ({n} characters)")
+    let head: String = name.chars().take(SHOWN_CHARS).collect();
+    let mut out = String::with_capacity(head.len() + 2);
+    out.push('"');
+    for c in head.chars() {
+        let invisible = matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ if c.is_control() || invisible => out.extend(c.escape_default()),
+            _ => out.push(c),
+        }
     }
+    out.push('"');
+    if n > SHOWN_CHARS {
+        out.push_str(&format!("... ({n} characters)"));
+    }
+    out
 }
+
+pub(crate) use quoted_name as shown;
 
 /// What can go wrong with a gallery.
 #[derive(Debug, Error)]
@@ -141,5 +159,13 @@ mod tests {
         let e = GalleryError::sqlite(std::path::Path::new("g.db"), rusqlite::Error::InvalidQuery);
         assert!(e.source().is_none(), "the cause is in the message, not chained too");
         assert_eq!(e.to_string().matches("Query is not read-only").count(), 1, "{e}");
+    }
+
+    #[test]
+    fn names_are_quoted_as_typed_with_only_control_characters_escaped() {
+        assert_eq!(shown("Jose\u{301} M\u{fc}ller"), "\"Jose\u{301} M\u{fc}ller\"");
+        assert_eq!(shown("a\tb\u{1b}[31m\"q\""), "\"a\\tb\\u{1b}[31m\\\"q\\\"\"");
+        let e = GalleryError::UnknownSubject { name: "Zo\u{eb}\u{200b}".into(), path: "g.db".into() };
+        assert!(e.to_string().contains("\"Zo\u{eb}\\u{200b}\""), "{e}");
     }
 }

@@ -29,7 +29,14 @@ mod index;
 pub mod schema;
 mod store;
 
-pub use error::GalleryError;
+pub use error::{quoted_name, GalleryError};
+
+/// A name as the gallery stores and compares it (Unicode NFC): `"Jose\u{301}"` and
+/// `"Jos\u{e9}"` are one person. Use it to compare a name a user typed with
+/// [`SubjectInfo::name`].
+pub fn normalize_name(name: &str) -> String {
+    store::nfc(name)
+}
 pub use exact::ExactIndex;
 pub use hnsw::{HnswIndex, HnswParams};
 pub use index::{Candidate, Capabilities, Hit, SearchIndex, VectorIndex, APPROX_THRESHOLD};

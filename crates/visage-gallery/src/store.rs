@@ -1049,6 +1049,32 @@ impl Gallery {
             } else {
                 None
             };
+            // A half-precision graph re-ranks with the f32 templates, which its file lacks.
+            if let Some(h) = hit.as_ref().filter(|h| h.needs_restore()) {
+                let mut q = tx.prepare("SELECT id, embedding FROM templates ORDER BY id").map_err(&err)?;
+                let mut rows = q.query([]).map_err(&err)?;
+                let mut batch: Vec<(i64, Vec<f32>)> = Vec::with_capacity(LOAD_BATCH);
+                let restore = |batch: &mut Vec<(i64, Vec<f32>)>| -> Result<(), GalleryError> {
+                    let items: Vec<(i64, &[f32])> = batch.iter().map(|(t, v)| (*t, v.as_slice())).collect();
+                    h.restore(&items)?;
+                    batch.clear();
+                    Ok(())
+                };
+                while let Some(r) = rows.next().map_err(&err)? {
+                    let blob: Vec<u8> = r.get(1).map_err(&err)?;
+                    if blob.len() != dim * 4 {
+                        return Err(GalleryError::NotAGallery {
+                            path: self.path.clone(),
+                            reason: format!("a template of {} bytes", blob.len()),
+                        });
+                    }
+                    batch.push((r.get(0).map_err(&err)?, from_blob(&blob)));
+                    if batch.len() == LOAD_BATCH {
+                        restore(&mut batch)?;
+                    }
+                }
+                restore(&mut batch)?;
+            }
             match hit {
                 Some(h) => (Box::new(h), IndexOrigin::Cached, true),
                 None => (Box::new(HnswIndex::new(metric, dim, self.opts.hnsw)?), IndexOrigin::Built, false),
