@@ -10,7 +10,8 @@ pub fn threshold(s: &str) -> Result<f64, String> {
     if t < 0.0 {
         return Err(format!("{s} is negative; distances are 0 or more, so a threshold must be too"));
     }
-    Ok(t)
+    // -0 is 0 (and prints as 0).
+    Ok(t.abs())
 }
 
 /// The same-person thresholds of the model the commands embed with (dlib's ResNet: its
@@ -42,6 +43,29 @@ pub fn jitter(s: &str) -> Result<u32, String> {
     Ok(n)
 }
 
+/// The most worker threads `--threads` accepts: each is an OS thread with its own stack, and
+/// starting 100000 of them takes minutes before any work.
+pub const MAX_THREADS: usize = 1024;
+
+/// `--threads N`: 1 to [`MAX_THREADS`].
+pub fn threads(s: &str) -> Result<usize, String> {
+    let n: usize = s.trim().parse().map_err(|_| format!("\"{s}\" is not a whole number"))?;
+    match n {
+        0 => Err("at least 1 worker thread is needed".into()),
+        n if n > MAX_THREADS => Err(format!("{n} is over the maximum of {MAX_THREADS} worker threads")),
+        n => Ok(n),
+    }
+}
+
+/// A count of 1 or more (`--top K`).
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    let n: usize = s.trim().parse().map_err(|_| format!("\"{s}\" is not a whole number"))?;
+    if n == 0 {
+        return Err("must be at least 1".into());
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -55,6 +79,10 @@ mod tests {
         for bad in ["0", "1", "2", "-1", "NaN"] {
             assert!(super::rate(bad).is_err(), "{bad}");
         }
+        assert_eq!(super::threshold("-0").map(f64::is_sign_positive), Ok(true));
+        assert!(super::threads("0").is_err() && super::threads("100000").is_err());
+        assert_eq!(super::threads("8"), Ok(8));
+        assert!(super::at_least_one("0").is_err());
         assert!(super::jitter("1001").is_err());
         assert_eq!(super::jitter("100"), Ok(100));
     }

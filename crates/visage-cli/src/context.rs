@@ -17,7 +17,7 @@ pub struct TopOpts {
     #[arg(long, global = true, env = "VISAGE_MODELS", value_name = "DIR")]
     pub models: Option<PathBuf>,
     /// Worker threads [default: all cores].
-    #[arg(long, global = true, env = "VISAGE_THREADS", value_name = "N")]
+    #[arg(long, global = true, env = "VISAGE_THREADS", value_name = "N", value_parser = crate::args::threads)]
     pub threads: Option<usize>,
     /// Quiet: no progress bars and no warnings (errors are still printed).
     #[arg(short, long, global = true)]
@@ -121,7 +121,6 @@ impl GlobalOpts {
     /// Sizes the global thread pool.
     pub fn init_threads(&self) -> Result<()> {
         if let Some(n) = self.threads {
-            anyhow::ensure!(n > 0, "--threads must be at least 1");
             rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("starting the thread pool")?;
         }
         Ok(())
@@ -132,12 +131,30 @@ impl GlobalOpts {
         Ok(ModelStore::resolve(self.models.as_deref())?)
     }
 
-    /// The gallery file chosen by --gallery / VISAGE_GALLERY / the default.
+    /// The gallery file chosen by --gallery / VISAGE_GALLERY / the default; a folder there is
+    /// refused (SQLite would call it a disk I/O error, or a read-only file).
     pub fn gallery_path(&self) -> Result<PathBuf> {
-        match &self.gallery {
-            Some(p) => Ok(p.clone()),
-            None => Ok(dirs_data().context("no data directory: pass --gallery FILE")?.join("visage").join("gallery.db")),
+        let path = match &self.gallery {
+            Some(p) => p.clone(),
+            None => dirs_data().context("no data directory: pass --gallery FILE")?.join("visage").join("gallery.db"),
+        };
+        if path.is_dir() {
+            anyhow::bail!(
+                "{}: is a folder, not a gallery file (--gallery names the file, e.g. {})",
+                path.display(),
+                path.join("gallery.db").display()
+            );
         }
+        Ok(path)
+    }
+
+    /// The gallery file of a command that only reads it: it must exist.
+    pub fn existing_gallery_path(&self) -> Result<PathBuf> {
+        let path = self.gallery_path()?;
+        if !path.exists() {
+            anyhow::bail!("{}: no such gallery (enroll someone first to create it, or pass --gallery FILE)", path.display());
+        }
+        Ok(path)
     }
 
     /// Image limits from the options.

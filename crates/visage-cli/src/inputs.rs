@@ -12,22 +12,27 @@ pub fn is_photo(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| PHOTO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// Why an input path is not a photo file, or `None` when it is a regular file (symbolic
-/// links are followed). Reading a FIFO or a device would block or never end, so only regular
-/// files are photos.
-pub fn not_a_file(path: &Path) -> Option<String> {
+/// Why an input path is not a `what` file ("photo", "pair list"), or `None` when it is a
+/// regular file (symbolic links are followed). Reading a FIFO or a device would block or
+/// never end, so only regular files are read.
+fn not_a(path: &Path, what: &str) -> Option<String> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("no such file or folder".into()),
         Err(e) => Some(format!("cannot read: {e}")),
         Ok(m) if m.is_file() => None,
-        Ok(m) if m.is_dir() => Some("is a folder, not a photo".into()),
-        Ok(m) => Some(format!("is {}, not a regular file: not a photo", special_kind(&m))),
+        Ok(m) if m.is_dir() => Some(format!("is a folder, not a {what}")),
+        Ok(m) => Some(format!("is {}, not a {what} (only regular files are read)", special_kind(&m))),
     }
 }
 
-/// An error unless `path` is a regular file (see [`not_a_file`]).
+/// An error unless `path` is a regular file (see [`not_a`]).
 pub fn check_file(path: &Path) -> Result<()> {
-    match not_a_file(path) {
+    check_file_as(path, "photo")
+}
+
+/// [`check_file`] for a file that is `what` ("pair list"), as messages name it.
+pub fn check_file_as(path: &Path, what: &str) -> Result<()> {
+    match not_a(path, what) {
         None => Ok(()),
         Some(why) => bail!("{}: {why}", path.display()),
     }

@@ -149,8 +149,29 @@ fn fail(e: &anyhow::Error, json: bool) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Parses the arguments; a refusal follows the convention of every other error: the message
+/// on stderr and, with `--json`, one JSON error object on stdout (help and version print as usual).
+fn parse() -> Result<Cli, ExitCode> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let _ = e.print();
+            if std::env::args_os().any(|a| a == "--json") {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or_default();
+                output::json_line(&serde_json::json!({ "error": first.strip_prefix("error: ").unwrap_or(first) }));
+            }
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let top = &cli.global;
     top.with(None, None).init_logging();
     let json = cli.command.json();

@@ -63,6 +63,10 @@ fn pair_protocol_on_a_generic_list() {
     // 60 impostor pairs (54 per training split) cannot resolve FAR = 1e-3.
     assert_eq!(v["val_resolved"], false, "{v}");
     assert!(v["auc"].as_f64().unwrap() <= 1.0);
+    // VAL's threshold is an impostor's distance, an f32: printed as one (0.61027849), not
+    // widened to f64 (0.6102784872055054).
+    let t = v["per_fold"][0]["val_threshold"].to_string();
+    assert!(t.len() <= 11, "{t}");
     let img = image::open(&plot).unwrap();
     assert_eq!((img.width(), img.height()), (1400, 620));
     // The second run reads every embedding from the cache and gives the same numbers.

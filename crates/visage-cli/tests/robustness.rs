@@ -350,7 +350,10 @@ fn calibrate_says_when_the_sample_cannot_resolve_the_rate() {
     assert!(o.status.success(), "{}", err(&o));
     assert!(err(&o).contains("only 12 impostor") && err(&o).contains("at least 1000"), "{}", err(&o));
     let o = run(&["--gallery", g, "calibrate", "--json"]);
-    assert_eq!(json_lines(&out(&o))[0]["far_resolved"], false);
+    let v = &json_lines(&out(&o))[0];
+    assert_eq!(v["far_resolved"], false);
+    // The threshold is a distance (an f32): printed as one, not widened to 0.6224864721298218.
+    assert!(v["threshold"].to_string().len() <= 11, "{v}");
     // The stored threshold is shown at reading precision.
     let info = out(&run(&["--gallery", g, "gallery"]));
     let t = info.lines().find(|l| l.starts_with("threshold")).unwrap();
@@ -387,4 +390,164 @@ fn each_command_lists_only_the_options_it_uses() {
     assert!(out(&run(&["identify", "--help"])).contains("lower is closer"));
     // Photo options go after the command; --upsample is refused where no photo is read.
     refused(&run(&["forget", "x", "--upsample", "2"]), "--upsample");
+}
+
+#[test]
+fn options_that_would_hang_or_mislead_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = grey(&dir.path().join("one.png"), 1, 1);
+    let one = one.to_str().unwrap();
+    // Upsampling has a bound, checked when parsed.
+    refused(&run(&["detect", "--upsample", "20", one]), "--upsample");
+    // The pixel limit counts the pixels the detector processes: 1500x1500 is under 5 MP,
+    // upsampled twice it is 36 MP; the message says how to raise the limit.
+    let mid = grey(&dir.path().join("mid.png"), 1500, 1500);
+    let o = run(&["detect", "--upsample", "2", "--max-pixels", "5000000", mid.to_str().unwrap()]);
+    refused(&o, "mid.png");
+    assert!(err(&o).contains("36000000") && err(&o).contains("--max-pixels"), "{}", err(&o));
+    assert_eq!(run(&["detect", "--upsample", "0", "--max-pixels", "5000000", mid.to_str().unwrap()]).status.code(), Some(0));
+    // Worker threads have a bound (100000 threads take minutes just to start).
+    let o = run(&["--threads", "100000", "detect", one]);
+    refused(&o, "--threads");
+    assert!(err(&o).contains("maximum"), "{}", err(&o));
+    refused(&run(&["--threads", "0", "detect", one]), "--threads");
+    // --top 0 would list no candidates and read as an empty gallery.
+    refused(&run(&["--gallery", dir.path().join("g.db").to_str().unwrap(), "identify", "--top", "0", one]), "--top");
+    // A threshold of -0 is 0.
+    let chip = grey(&dir.path().join("chip.png"), 150, 150);
+    let c = chip.to_str().unwrap();
+    let o = run(&["compare", "--chip", "--json", "--threshold", "-0", c, c]);
+    assert!(out(&o).contains("\"threshold\":0.0"), "{}", out(&o));
+}
+
+#[test]
+fn argument_errors_follow_the_json_convention_too() {
+    let o = run(&["compare", "--json", "--threshold", "x", "a.png", "b.png"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let v = json_lines(&out(&o));
+    assert_eq!(v.len(), 1, "{}", out(&o));
+    assert!(v[0]["error"].as_str().unwrap().contains("--threshold"), "{}", v[0]);
+    assert!(err(&o).contains("--threshold"), "{}", err(&o));
+    // Without --json, nothing on stdout; help still prints normally.
+    let o = run(&["compare", "--threshold", "x", "a.png", "b.png"]);
+    assert_eq!((o.status.code(), out(&o).as_str()), (Some(2), ""));
+    let o = run(&["compare", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(out(&o).contains("--json"));
+}
+
+#[test]
+fn files_that_are_not_what_a_command_reads_are_named_for_what_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let photo = grey(&d.join("grey.png"), 64, 64);
+    let p = photo.to_str().unwrap();
+    // A folder given as the pair list is not "a photo".
+    let o = run(&["eval", "pairs", "--pairs", d.to_str().unwrap()]);
+    refused(&o, "is a folder, not a pair list");
+    let fifo = d.join("pairs.tsv");
+    mkfifo(&fifo);
+    refused(&run(&["eval", "pairs", "--pairs", fifo.to_str().unwrap()]), "is a FIFO (named pipe), not a pair list");
+    // A folder given as the gallery: said so, not "disk I/O error" or "read-only".
+    for args in [vec!["identify", p], vec!["enroll", "ann", p], vec!["subjects", "list"], vec!["forget", "ann"]] {
+        let mut a = vec!["--gallery", d.to_str().unwrap()];
+        a.extend(args);
+        let o = run(&a);
+        refused(&o, "is a folder, not a gallery file");
+        assert!(!err(&o).contains("I/O") && !err(&o).contains("read-only"), "{a:?}: {}", err(&o));
+    }
+    // A missing gallery is missing, not "not a visage gallery".
+    let o = run(&["--gallery", d.join("none.db").to_str().unwrap(), "identify", p]);
+    refused(&o, "none.db: no such gallery");
+    assert!(!err(&o).contains("not a visage gallery"), "{}", err(&o));
+}
+
+#[test]
+fn recognize_refuses_known_people_named_like_its_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = grey(&dir.path().join("probe.png"), 64, 64);
+    for reserved in ["unknown_person", "no_persons_found"] {
+        // As a NAME.jpg file, and as a NAME/ folder.
+        let known = dir.path().join(format!("known-{reserved}"));
+        std::fs::create_dir(&known).unwrap();
+        grey(&known.join(format!("{reserved}.png")), 64, 64);
+        let o = run(&[OsStr::new("recognize"), known.as_os_str(), probe.as_os_str()]);
+        refused(&o, reserved);
+        assert!(err(&o).contains("reserved"), "{}", err(&o));
+        let folder = dir.path().join(format!("folder-{reserved}"));
+        std::fs::create_dir_all(folder.join(reserved)).unwrap();
+        grey(&folder.join(reserved).join("a.png"), 64, 64);
+        refused(&run(&[OsStr::new("recognize"), folder.as_os_str(), probe.as_os_str()]), "reserved");
+    }
+}
+
+#[test]
+fn eval_refuses_unwritable_outputs_and_bad_folds_before_embedding() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs.tsv");
+    std::fs::write(&pairs, (0..40).map(|i| format!("a{i}.jpg\tb{i}.jpg\t{}\n", i % 2)).collect::<String>()).unwrap();
+    let p = pairs.to_str().unwrap();
+    let o = run(&["eval", "pairs", "--pairs", p, "--folds", "0"]);
+    refused(&o, "--folds 0");
+    assert!(!err(&o).contains("pair file has"), "{}", err(&o));
+    let missing = dir.path().join("no/such/folder");
+    for opt in ["--plot", "--scores"] {
+        let target = missing.join(if opt == "--plot" { "roc.png" } else { "scores.tsv" });
+        let o = run(&["eval", "pairs", "--pairs", p, "--folds", "2", opt, target.to_str().unwrap()]);
+        refused(&o, "no/such/folder");
+        assert!(!err(&o).contains("a0.jpg"), "refused before reading any photo: {}", err(&o));
+    }
+}
+
+#[test]
+fn names_are_matched_by_their_nfc_form_and_shown_as_typed() {
+    let Some(data) = visage_testdata::data_dir("names_are_matched_by_their_nfc_form_and_shown_as_typed") else { return };
+    let lfw = data.join("lfw/images");
+    let dir = tempfile::tempdir().unwrap();
+    let gal = dir.path().join("g.db");
+    let g = gal.to_str().unwrap();
+    let (nfc, nfd) = ("Jos\u{e9} M\u{fc}ller", "Jose\u{301} Mu\u{308}ller");
+    assert!(run(&["--gallery", g, "enroll", nfc, &lfw_photo(&lfw, "Colin_Powell", 1)]).status.success());
+    // Verified under the other spelling: the same person.
+    let o = run(&["--gallery", g, "verify", nfd, &lfw_photo(&lfw, "Colin_Powell", 2)]);
+    assert_eq!(o.status.code(), Some(0), "{} {}", out(&o), err(&o));
+    assert!(out(&o).contains(nfc), "{}", out(&o));
+    // Names in messages are as a person reads them, not Rust escapes.
+    let o = run(&["--gallery", g, "verify", "Zoe\u{308}", &lfw_photo(&lfw, "Colin_Powell", 2)]);
+    refused(&o, "no one called \"Zo\u{eb}\"");
+    let o = run(&["--gallery", g, "forget", nfd]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(err(&o).contains(&format!("forgot \"{nfc}\"")) && !err(&o).contains("\\u{"), "{}", err(&o));
+}
+
+#[test]
+fn duplicates_name_the_photo_and_enroll_dir_goes_on_past_them() {
+    let Some(data) = visage_testdata::data_dir("duplicates_name_the_photo_and_enroll_dir_goes_on_past_them") else { return };
+    let lfw = data.join("lfw/images");
+    let dir = tempfile::tempdir().unwrap();
+    let gal = dir.path().join("g.db");
+    let g = gal.to_str().unwrap();
+    let colin = lfw_photo(&lfw, "Colin_Powell", 1);
+    assert!(run(&["--gallery", g, "enroll", "Colin", &colin]).status.success());
+    let copy = dir.path().join("copy.jpg");
+    std::fs::copy(&colin, &copy).unwrap();
+    let o = run(&["--gallery", g, "enroll", "Powell", copy.to_str().unwrap()]);
+    refused(&o, "copy.jpg");
+    assert!(err(&o).contains("already enrolled as \"Colin\"") && err(&o).contains("--allow-duplicate"), "{}", err(&o));
+    // enroll-dir: the duplicate is refused by name, everything else is enrolled.
+    let people = dir.path().join("people");
+    for (who, photo) in [("ann", colin.clone()), ("bob", lfw_photo(&lfw, "Tony_Blair", 1)), ("cat", lfw_photo(&lfw, "George_W_Bush", 1))] {
+        std::fs::create_dir_all(people.join(who)).unwrap();
+        std::fs::copy(photo, people.join(who).join("1.jpg")).unwrap();
+    }
+    let o = run(&["--gallery", g, "enroll-dir", people.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "the duplicate is a refusal: {}", err(&o));
+    assert!(
+        err(&o).contains("ann/1.jpg") && err(&o).contains("already enrolled as \"Colin\"") && err(&o).contains("--allow-duplicate"),
+        "{}",
+        err(&o)
+    );
+    let list = out(&run(&["--gallery", g, "subjects", "list", "--json"]));
+    let names: Vec<String> = json_lines(&list).iter().map(|v| v["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["Colin", "bob", "cat"], "{list}");
 }

@@ -231,7 +231,7 @@ mod tests {
         let (x, y) = ([0.0f32], [0.1f32]);
         let (g, _) = pair_distances(&[(0, &x[..]), (0, &y[..])], visage_core::Metric::L2, 100);
         assert_eq!(g, vec![0.1]);
-        assert_eq!(threshold_at_far(&[distance_as_decimal(0.62248647)], 0.0).to_string(), "0.62248647");
+        assert_eq!(threshold_at_far(&[distance_as_decimal(0.622_486_5)], 0.0).to_string(), "0.6224865");
     }
 
     #[test]

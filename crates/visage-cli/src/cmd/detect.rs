@@ -5,7 +5,7 @@ use crate::draw;
 use crate::inputs::{expand, in_parallel_chunks, progress};
 use crate::output::{error_text, json_line, path_text, report_error};
 use crate::Outcome;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -87,7 +87,7 @@ pub fn run(g: &GlobalOpts, a: DetectArgs) -> Result<Outcome> {
     let detect = |(p, target): &(PathBuf, Option<PathBuf>)| -> Result<_> {
         crate::inputs::check_file(p)?;
         let img = v.load_image(p)?;
-        let faces = v.find_faces(&img)?;
+        let faces = v.find_faces(&img).with_context(|| p.display().to_string())?;
         if let Some(target) = target {
             let mut canvas = img.clone();
             draw::draw_faces(&mut canvas, &faces);

@@ -4,7 +4,7 @@ use crate::context::GlobalOpts;
 use crate::inputs::{expand, in_parallel_chunks, progress};
 use crate::output::{error_text, f32s_as_decimal, json_line, path_text, report_error};
 use crate::Outcome;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
@@ -46,7 +46,8 @@ pub fn prepare(v: &Visage, path: &std::path::Path, chip: bool) -> Result<Prepare
         }
         return Ok(Prepared::Chip(v.as_chip(img)?));
     }
-    let faces = v.find_faces(&img)?;
+    // The photo named in every refusal (the pixel limit after upsampling, ...).
+    let faces = v.find_faces(&img).with_context(|| path.display().to_string())?;
     let chips = faces.iter().map(|f| v.chip(&img, f)).collect::<Result<Vec<_>, _>>()?;
     Ok(Prepared::Photo(faces, chips))
 }

@@ -210,19 +210,33 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
             if !images.is_dir() {
                 bail!("{}: not a folder (--images is LFW's image folder)", images.display());
             }
-            crate::inputs::check_file(&pairs)?;
+            crate::inputs::check_file_as(&pairs, "pair list")?;
             let p = parse_lfw(&pairs, &images)?;
             let folds = p.iter().map(|x| x.fold).max().unwrap_or(0) + 1;
             (format!("LFW {}", pairs.file_name().unwrap_or_default().to_string_lossy()), p, folds, opts, out)
         }
         EvalCommand::Pairs { pairs, folds, opts, out } => {
-            crate::inputs::check_file(&pairs)?;
+            if folds < 2 {
+                bail!("--folds {folds}: the protocol needs at least 2 folds; thresholds are never chosen on the pairs they are tested on");
+            }
+            crate::inputs::check_file_as(&pairs, "pair list")?;
             (pairs.display().to_string(), parse_generic(&pairs, folds)?, folds, opts, out)
         }
     };
-    // Refuse what would fail only after the (long) embedding: the plot's format, the folds.
+    // Refuse what would fail only after the (long) embedding: the plot's format, the folds,
+    // an output in a folder that does not exist.
     if let Some(p) = &po.plot {
         plot::check_path(p).map_err(anyhow::Error::msg)?;
+    }
+    for out in [&po.plot, &po.scores].into_iter().flatten() {
+        let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        if !dir.is_dir() {
+            bail!(
+                "{}: the folder {} does not exist (checked before the evaluation, so that nothing is computed in vain)",
+                out.display(),
+                dir.display()
+            );
+        }
     }
     if folds < 2 {
         bail!(
@@ -240,7 +254,8 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
     let scored: Vec<Scored> = pairs
         .iter()
         .map(|Pair { a, b, same, fold }| Scored {
-            distance: o.metric.distance(&emb[a].embedding, &emb[b].embedding) as f64,
+            // By the f32's shortest decimal: thresholds read off distances print as they do.
+            distance: visage_gallery::calibrate::distance_as_decimal(o.metric.distance(&emb[a].embedding, &emb[b].embedding)),
             same: *same,
             fold: *fold,
         })

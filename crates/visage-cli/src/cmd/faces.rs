@@ -96,7 +96,7 @@ pub fn choose(v: &Visage, path: &Path, choice: Choice) -> Result<std::result::Re
 }
 
 fn choose_in(v: &Visage, img: &visage::RgbImage, path: &Path, choice: Choice) -> Result<std::result::Result<Chosen, Refusal>> {
-    let mut faces = v.find_faces(img)?;
+    let mut faces = v.find_faces(img).with_context(|| path.display().to_string())?;
     let n = faces.len();
     if n == 0 {
         return Ok(Err(Refusal::NoFace));
@@ -127,14 +127,16 @@ pub fn embed_chosen<T>(v: &Visage, items: &[T], chosen: impl Fn(&T) -> Option<&C
 }
 
 /// Every face of each loaded photo with its embedding: photos detected in parallel, all
-/// their faces embedded in shared batches. A photo that failed to load keeps its error.
-pub fn analyze_loaded(v: &Visage, loaded: Vec<Result<RgbImage>>) -> Vec<Result<Vec<FaceEmbedding>>> {
+/// their faces embedded in shared batches. A photo that failed to load keeps its error;
+/// one refused by the pipeline is named (`paths`, one per photo) in its error.
+pub fn analyze_loaded(v: &Visage, paths: &[std::path::PathBuf], loaded: Vec<Result<RgbImage>>) -> Vec<Result<Vec<FaceEmbedding>>> {
     let imgs: Vec<&RgbImage> = loaded.iter().filter_map(|r| r.as_ref().ok()).collect();
     let mut analysed = v.analyze_many(&imgs).into_iter();
     loaded
         .into_iter()
-        .map(|r| match r {
-            Ok(_) => analysed.next().expect("one result per photo").map_err(anyhow::Error::from),
+        .zip(paths)
+        .map(|(r, p)| match r {
+            Ok(_) => analysed.next().expect("one result per photo").with_context(|| p.display().to_string()),
             Err(e) => Err(e),
         })
         .collect()

@@ -129,7 +129,7 @@ pub struct IdentifyArgs {
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Candidates to list per face, nearest first.
-    #[arg(long, default_value_t = 1, value_name = "K")]
+    #[arg(long, default_value_t = 1, value_name = "K", value_parser = crate::args::at_least_one)]
     pub top: usize,
     /// A face is recognised when its nearest person is closer than this [default: the gallery's threshold].
     #[arg(long, allow_negative_numbers = true, value_parser = crate::args::threshold)]
@@ -181,7 +181,7 @@ fn open_to_enroll(g: &GlobalOpts, d: &ModelDescriptor, metric: Option<Metric>) -
 /// Opens the gallery for writing what needs no embedder (names, metadata, forgetting, a
 /// threshold), whatever model it was made for.
 fn open(g: &GlobalOpts) -> Result<Gallery> {
-    let path = g.gallery_path()?;
+    let path = g.existing_gallery_path()?;
     Ok(OpenOptions::any_model().open(&path)?)
 }
 
@@ -189,7 +189,7 @@ fn open(g: &GlobalOpts) -> Result<Gallery> {
 /// read-only folder is fine. Commands that compare photos with it check their embedder with
 /// [`Gallery::check_model`].
 fn open_read(g: &GlobalOpts) -> Result<Gallery> {
-    let path = g.gallery_path()?;
+    let path = g.existing_gallery_path()?;
     Ok(OpenOptions::any_model().read_only(true).open(&path)?)
 }
 
@@ -212,6 +212,8 @@ pub fn info(g: &GlobalOpts) -> Result<Outcome> {
 }
 
 pub fn enroll(g: &GlobalOpts, a: EnrollArgs) -> Result<Outcome> {
+    // A gallery path that cannot be one is refused before the photo work.
+    g.gallery_path()?;
     let v = g.visage()?;
     let choice = choice_from_args(a.face, a.largest);
     let photos = expand(&a.photos)?;
@@ -251,7 +253,9 @@ pub fn enroll(g: &GlobalOpts, a: EnrollArgs) -> Result<Outcome> {
         bail!("nothing enrolled for \"{}\": {} of {} photo(s) refused", a.name, refused.len(), photos.len());
     }
     let gal = open_to_enroll(g, v.descriptor(), a.metric)?;
-    let out = gal.enroll_with(&a.name, a.meta.as_deref(), &templates, EnrollOptions { allow_duplicate: a.allow_duplicate })?;
+    let out = gal
+        .enroll_with(&a.name, a.meta.as_deref(), &templates, EnrollOptions { allow_duplicate: a.allow_duplicate })
+        .map_err(|e| duplicate_message(e, &templates))?;
     eprintln!(
         "enrolled \"{}\": {} new template(s){}",
         a.name,
@@ -259,6 +263,32 @@ pub fn enroll(g: &GlobalOpts, a: EnrollArgs) -> Result<Outcome> {
         if out.already > 0 { format!(", {} already enrolled", out.already) } else { String::new() }
     );
     Ok(Outcome::Ok)
+}
+
+/// A refused duplicate as the command line says it: which photo, who has its face, and the
+/// option that allows it. Other errors pass unchanged.
+fn duplicate_message(e: visage_gallery::GalleryError, templates: &[NewTemplate]) -> anyhow::Error {
+    use visage_gallery::GalleryError::Duplicate;
+    match &e {
+        Duplicate { existing, name, photo_sha256, face_box, .. } => {
+            let photo = templates
+                .iter()
+                .find(|t| &t.photo_sha256 == photo_sha256 && face_box_text(&t.face_box) == *face_box)
+                .and_then(|t| t.source.clone())
+                .unwrap_or_else(|| format!("photo {}", &photo_sha256[..12.min(photo_sha256.len())]));
+            anyhow::anyhow!(
+                "{photo}: this face {face_box} is already enrolled as {}; pass --allow-duplicate to enroll it as {} too",
+                visage_gallery::quoted_name(existing),
+                visage_gallery::quoted_name(name)
+            )
+        }
+        _ => e.into(),
+    }
+}
+
+/// A face box as the gallery's messages print it: `[l,t,r,b]`.
+fn face_box_text(b: &[i64; 4]) -> String {
+    format!("[{},{},{},{}]", b[0], b[1], b[2], b[3])
 }
 
 pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
@@ -302,9 +332,15 @@ pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
                         face_box: [b.left, b.top, b.right, b.bottom],
                         source: Some(p.display().to_string()),
                     };
-                    let o = gal.enroll_with(name, None, &[t], EnrollOptions { allow_duplicate: a.allow_duplicate })?;
-                    added += o.added;
-                    already += o.already;
+                    // A face enrolled under another name is refused by name; the run goes on.
+                    match gal.enroll_with(name, None, std::slice::from_ref(&t), EnrollOptions { allow_duplicate: a.allow_duplicate }) {
+                        Ok(o) => {
+                            added += o.added;
+                            already += o.already;
+                        }
+                        Err(e @ visage_gallery::GalleryError::Duplicate { .. }) => failed.push(duplicate_message(e, &[t]).to_string()),
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 Ok(Some((_, Err(Refusal::NoFace)))) => no_face.push(p.clone()),
                 Ok(Some((_, Err(Refusal::SeveralFaces(_))))) => several.push(p.clone()),
@@ -371,11 +407,12 @@ pub fn subjects(g: &GlobalOpts, c: SubjectsCommand) -> Result<Outcome> {
 pub fn forget(g: &GlobalOpts, name: &str) -> Result<Outcome> {
     let gal = open(g)?;
     let out = gal.forget(name)?;
+    let name = visage_gallery::quoted_name(&visage_gallery::normalize_name(name));
     if out.erased {
-        eprintln!("forgot {name:?}: {} template(s) deleted and overwritten", out.templates);
+        eprintln!("forgot {name}: {} template(s) deleted and overwritten", out.templates);
     } else {
         eprintln!(
-            "forgot {name:?}: {} template(s) deleted; another process still reads the gallery, so their bytes are overwritten when it closes and the gallery is next opened for writing",
+            "forgot {name}: {} template(s) deleted; another process still reads the gallery, so their bytes are overwritten when it closes and the gallery is next opened for writing",
             out.templates
         );
     }
@@ -389,10 +426,12 @@ pub fn verify(g: &GlobalOpts, a: VerifyArgs) -> Result<Outcome> {
         None => gal.threshold()?,
     };
     // Check the name before the (slower) photo work.
+    // Names compare in NFC, as the gallery stores them ("Jose\u{301}" is "Jos\u{e9}").
+    let name = visage_gallery::normalize_name(&a.name);
     gal.subjects()?
         .iter()
-        .find(|s| s.name == a.name)
-        .ok_or_else(|| visage_gallery::GalleryError::UnknownSubject { name: a.name.clone(), path: gal.path().to_path_buf() })?;
+        .find(|s| s.name == name)
+        .ok_or_else(|| visage_gallery::GalleryError::UnknownSubject { name: name.clone(), path: gal.path().to_path_buf() })?;
     let liveness = if a.liveness { Some(a.liveness_model.load()?) } else { None };
     let v = g.visage()?;
     gal.check_model(v.descriptor())?;
@@ -426,9 +465,9 @@ pub fn verify(g: &GlobalOpts, a: VerifyArgs) -> Result<Outcome> {
         }
         println!("{out}");
     } else if matched {
-        println!("match: {} ({metric} distance {d:.4} < threshold {threshold:.4})", a.name);
+        println!("match: {name} ({metric} distance {d:.4} < threshold {threshold:.4})");
     } else {
-        println!("no match: not {} ({metric} distance {d:.4} >= threshold {threshold:.4})", a.name);
+        println!("no match: not {name} ({metric} distance {d:.4} >= threshold {threshold:.4})");
     }
     Ok(if matched { Outcome::Ok } else { Outcome::No })
 }
@@ -454,7 +493,7 @@ pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
         let images: Vec<Option<visage::RgbImage>> =
             if liveness.is_some() { loaded.iter().map(|r| r.as_ref().ok().cloned()).collect() } else { vec![None; loaded.len()] };
         // Detected in parallel, every face of the chunk embedded in shared batches.
-        let analysed = analyze_loaded(&v, loaded);
+        let analysed = analyze_loaded(&v, chunk, loaded);
         for ((p, r), img) in chunk.iter().zip(analysed).zip(&images) {
             match r.and_then(|faces| {
                 faces
@@ -535,7 +574,7 @@ fn print_identified(path: &Path, faces: &[serde_json::Value], top: usize) {
         let who = match (f["decision"].as_str(), f["name"].as_str()) {
             (Some("spoof" | "cannot_judge"), _) => format!("refused: not judged live ({})", f["refusal"].as_str().unwrap_or("?")),
             (Some("match"), Some(name)) => format!("{name} (distance {:.3} < {threshold:.3})", f["distance"].as_f64().unwrap_or(f64::NAN)),
-            _ if cands.is_empty() => "no match (the gallery is empty)".to_string(),
+            _ if f["nearest"].is_null() => "no match (the gallery is empty)".to_string(),
             _ => format!("no match: nobody closer than {threshold:.3} (nearest: {})", list(&cands[..1])),
         };
         let more = if top > 1 && cands.len() > 1 { format!("  candidates by distance: {}", list(&cands)) } else { String::new() };
@@ -559,7 +598,7 @@ pub fn calibrate_cmd(g: &GlobalOpts, a: CalibrateArgs) -> Result<Outcome> {
     let from_gallery = (genuine.len(), impostor.len());
     if let Some(file) = &a.pairs {
         let pairs: Vec<(PathBuf, PathBuf, bool)> = {
-            crate::inputs::check_file(file)?;
+            crate::inputs::check_file_as(file, "pair list")?;
             visage_eval::pairs::parse_generic(file, 1)?
         }
         .into_iter()
@@ -574,7 +613,7 @@ pub fn calibrate_cmd(g: &GlobalOpts, a: CalibrateArgs) -> Result<Outcome> {
                 let e = |p: &Path| {
                     one_face(&v, p, Some(FaceChoice::Largest))?.map(|(_, e)| e).map_err(|r| anyhow::anyhow!(refusal_message(p, &r)))
                 };
-                let r = (|| Ok((metric.distance(&e(x)?, &e(y)?) as f64, *same)))();
+                let r = (|| Ok((calibrate::distance_as_decimal(metric.distance(&e(x)?, &e(y)?)), *same)))();
                 bar.inc(1);
                 r
             })

@@ -152,7 +152,7 @@ fn check(g: &GlobalOpts, paths: &[PathBuf], model: &ModelOpt, threshold: Option<
     let work = |p: &PathBuf| -> Result<_> {
         crate::inputs::check_file(p)?;
         let img = v.load_image(p)?;
-        let faces = v.find_faces(&img)?;
+        let faces = v.find_faces(&img).with_context(|| p.display().to_string())?;
         let judged: Vec<_> = faces
             .into_iter()
             .map(|f| {

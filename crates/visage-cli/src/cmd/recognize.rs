@@ -15,6 +15,9 @@ use rayon::prelude::*;
 use std::path::PathBuf;
 use visage_gallery::SearchIndex;
 
+/// The words recognize prints instead of a name, which no known person may be called.
+const RESERVED: [&str; 2] = ["unknown_person", "no_persons_found"];
+
 /// Arguments of `visage recognize`.
 #[derive(Args)]
 pub struct RecognizeArgs {
@@ -48,6 +51,15 @@ pub fn run(g: &GlobalOpts, a: RecognizeArgs) -> Result<Outcome> {
     }
     if known.is_empty() {
         bail!("{}: no photos of known people", a.known.display());
+    }
+    // A known person called like one of the answers would be printed exactly as a stranger
+    // (or a photo without faces) is: refused, so that every line means one thing.
+    if let Some((name, p)) = known.iter().find(|(n, _)| RESERVED.contains(&n.as_str())) {
+        bail!(
+            "{}: the name {name:?} is reserved: recognize prints it for {}; rename this known person",
+            p.display(),
+            if name == "unknown_person" { "a face that matches nobody" } else { "a photo without faces" }
+        );
     }
     let v = g.visage()?;
     let tolerance = a.tolerance.unwrap_or_else(|| crate::output::f32_as_decimal(v.descriptor().threshold(visage::Metric::L2)));
@@ -86,7 +98,7 @@ pub fn run(g: &GlobalOpts, a: RecognizeArgs) -> Result<Outcome> {
     };
     in_parallel_chunks(&photos, 32, &bar, load, |chunk, loaded| {
         // Detected in parallel, every face of the chunk embedded in shared batches.
-        let results = analyze_loaded(&v, loaded);
+        let results = analyze_loaded(&v, chunk, loaded);
         for (p, r) in chunk.iter().zip(results) {
             match r {
                 Ok(faces) if faces.is_empty() => {
