@@ -32,15 +32,42 @@ pub use state::{AppState, ServerConfig};
 /// How long a client may take to send its request body.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// An oversized body is still read (and dropped) up to this many more bytes before the 413 is
+/// sent, so that a client that writes its whole body before reading the answer gets the answer
+/// rather than a broken connection.
+const DRAIN_MAX: usize = 64 << 20;
+
+/// The body, whole, or how much there was when it was over `limit` (read on up to
+/// [`DRAIN_MAX`] more bytes, then given up on).
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<axum::body::Bytes, Result<usize, ()>> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| Err(()))?;
+        total += chunk.len();
+        if total <= limit {
+            buf.extend_from_slice(&chunk);
+        } else if total > limit + DRAIN_MAX {
+            break;
+        }
+    }
+    if total > limit {
+        return Err(Ok(total));
+    }
+    Ok(buf.into())
+}
+
 /// Reads the whole body (at most the limit, within [`BODY_TIMEOUT`]) before the handler runs,
 /// so that an answer that does not need the body (401, 404) never cuts off a client still
 /// sending it, and a slow or oversized upload is refused with the envelope.
 async fn buffered(st: &AppState, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let limit = st.config.max_body;
-    let bytes = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, read_body(body, limit)).await {
         Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
+        Ok(Err(Ok(_))) => {
             return ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
@@ -48,6 +75,7 @@ async fn buffered(st: &AppState, req: Request, next: Next) -> Response {
             )
             .into_response()
         }
+        Ok(Err(Err(()))) => return ApiError::bad_request("the request body could not be read").into_response(),
         Err(_) => return ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request body took too long to arrive").into_response(),
     };
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
