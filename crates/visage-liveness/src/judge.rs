@@ -27,6 +27,16 @@ impl Verdict {
             Verdict::CannotJudge => "cannot judge",
         }
     }
+
+    /// The decision a recognition answer gives a face refused for this verdict (`spoof` or
+    /// `cannot_judge`); `None` for a live face, which goes on to be recognised.
+    pub fn refusal(self) -> Option<&'static str> {
+        match self {
+            Verdict::Live => None,
+            Verdict::Spoof => Some("spoof"),
+            Verdict::CannotJudge => Some("cannot_judge"),
+        }
+    }
 }
 
 /// The judgement on one face.

@@ -65,10 +65,10 @@ fn top_k(form: &Form) -> Result<usize, ApiError> {
     }
 }
 
-fn liveness_json(state: &AppState, img: &RgbImage, f: &Face) -> (bool, Value) {
+/// The face's liveness verdict, and its JSON.
+fn liveness_json(state: &AppState, img: &RgbImage, f: &Face) -> (Verdict, Value) {
     let j = state.liveness.judge(img, f.detection, &f.landmarks, None);
-    let live = j.verdict == Verdict::Live;
-    (live, json!({"verdict": j.verdict.word(), "score": j.score, "threshold": j.threshold, "reason": j.reason.map(|r| r.reason())}))
+    (j.verdict, json!({"verdict": j.verdict.word(), "score": j.score, "threshold": j.threshold, "reason": j.reason.map(|r| r.reason())}))
 }
 
 /// The one face a request means: the largest, or `face` (index) when given; 422 without one.
@@ -262,10 +262,9 @@ pub async fn identify(State(st): S, c: Caller, Path(g): Path<String>, req: Reque
                 .map(|f| {
                     let mut out = face_json(&f.face);
                     if live_check {
-                        let (live, j) = liveness_json(&st2, &img, &f.face);
+                        let (verdict, j) = liveness_json(&st2, &img, &f.face);
                         out["liveness"] = j;
-                        if !live {
-                            let d = if out["liveness"]["verdict"] == "spoof" { "spoof" } else { "cannot_judge" };
+                        if let Some(d) = verdict.refusal() {
                             out["decision"] = json!(d);
                             out["name"] = Value::Null;
                             out["threshold"] = json!(t);
@@ -310,10 +309,10 @@ pub async fn verify(State(st): S, c: Caller, Path((g, s)): Path<(String, String)
             let f = one_face(&st2, &img, &form, true)?;
             let mut out = json!({"subject": s, "face": face_json(&f.face), "threshold": t});
             if live_check {
-                let (live, j) = liveness_json(&st2, &img, &f.face);
+                let (verdict, j) = liveness_json(&st2, &img, &f.face);
                 out["liveness"] = j;
-                if !live {
-                    out["decision"] = json!(if out["liveness"]["verdict"] == "spoof" { "spoof" } else { "cannot_judge" });
+                if let Some(d) = verdict.refusal() {
+                    out["decision"] = json!(d);
                     out["match"] = json!(false);
                     return Ok(Json(out));
                 }

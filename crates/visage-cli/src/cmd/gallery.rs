@@ -502,11 +502,11 @@ pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
                         let b = f.face.rect;
                         if let (Some(model), Some(img)) = (&liveness, img) {
                             let j = model.judge(img, f.face.detection, &f.face.landmarks, None);
-                            if j.verdict != visage_liveness::Verdict::Live {
+                            if let Some(decision) = j.verdict.refusal() {
                                 // Not searched: a refused face gets no name and no candidates.
                                 let mut out = json!({
                                     "box": [b.left, b.top, b.right, b.bottom],
-                                    "decision": if j.verdict == visage_liveness::Verdict::Spoof { "spoof" } else { "cannot_judge" },
+                                    "decision": decision,
                                     "name": null, "nearest": null, "distance": null, "threshold": threshold, "candidates": [],
                                 });
                                 out.as_object_mut().unwrap().extend(super::liveness::judgement_json(&j).as_object().unwrap().clone());
