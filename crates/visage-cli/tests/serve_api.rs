@@ -247,6 +247,9 @@ fn every_route_with_tenants_scopes_and_errors() {
         ("POST", "/v1/galleries/staff/identify", Some(multipart(&[], &[("image", &img(LIVE))]))),
         ("POST", "/v1/galleries/staff/subjects/s7/verify", Some(multipart(&[], &[("image", &img(LIVE))]))),
         ("POST", "/v1/galleries/staff/subjects/s7/faces", Some(enrol.clone())),
+        ("GET", "/v1/galleries/staff/subjects/s7/faces", None),
+        ("DELETE", "/v1/galleries/staff/subjects/s7/faces/1", None),
+        ("POST", "/v1/galleries/staff/faces", Some(multipart(&[("subject", "s7")], &[("image", &img(LIVE))]))),
         ("PATCH", "/v1/galleries/staff/subjects/s7", json_body(serde_json::json!({"name": "x"}))),
         ("DELETE", "/v1/galleries/staff/subjects/s7", None),
         ("DELETE", "/v1/galleries/staff", None),
@@ -320,4 +323,164 @@ fn a_full_queue_answers_503_and_sigterm_finishes_what_is_in_flight() {
     assert_eq!(h.join().unwrap(), 200);
     let status = s.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// A multipart body of fields in the order given: (name, text) or (name, file bytes).
+fn multipart_ordered(parts: &[(&str, Result<&str, &[u8]>)]) -> (String, Vec<u8>) {
+    let b = "visage-test-boundary-7c1e";
+    let mut body = Vec::new();
+    for (i, (k, v)) in parts.iter().enumerate() {
+        match v {
+            Ok(text) => body.extend(format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{text}\r\n").as_bytes()),
+            Err(bytes) => {
+                body.extend(
+                    format!(
+                        "--{b}\r\nContent-Disposition: form-data; name=\"{k}\"; filename=\"p{i}.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                body.extend_from_slice(bytes);
+                body.extend(b"\r\n");
+            }
+        }
+    }
+    body.extend(format!("--{b}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={b}"), body)
+}
+
+#[test]
+fn single_faces_are_listed_and_deleted_and_batches_enroll_photo_by_photo() {
+    let Some(n) = photos() else { return };
+    let s = start(&[]);
+    let d = s.data.path();
+    let (admin, enroller, viewer, other) =
+        (key(d, "acme", "admin"), key(d, "acme", "enroll"), key(d, "acme", "recognize"), key(d, "globex", "admin"));
+    let u = |p: &str| format!("{}{p}", s.base);
+    let img = |p: &str| std::fs::read(n.join(p)).unwrap();
+    assert_eq!(call("POST", &u("/v1/galleries"), Some(&admin), json_body(serde_json::json!({"name": "staff"}))).0, 201);
+    // globex has a gallery of the same name: still a different one.
+    assert_eq!(call("POST", &u("/v1/galleries"), Some(&other), json_body(serde_json::json!({"name": "staff"}))).0, 201);
+
+    // Batch: two good photos of two people, a truncated one, a blank one, a bad name; each
+    // answered on its own, in order.
+    let live = img(LIVE);
+    let mut blank = Vec::new();
+    image::RgbImage::from_pixel(64, 64, image::Rgb([30, 120, 200]))
+        .write_to(&mut std::io::Cursor::new(&mut blank), image::ImageFormat::Png)
+        .unwrap();
+    let eleven = first_in(&n.join(OTHER));
+    let batch = multipart_ordered(&[
+        ("subject", Ok("s7")),
+        ("image", Err(&img(ENROL))),
+        ("image", Err(&live)),
+        ("subject", Ok("s11")),
+        ("image", Err(&eleven)),
+        ("image", Err(&live[..live.len() / 2])),
+        ("image", Err(&blank)),
+        ("subject", Ok("unknown")),
+        ("image", Err(&img(PRINT))),
+    ]);
+    assert_eq!(call("POST", &u("/v1/galleries/staff/faces"), Some(&viewer), Some(batch.clone())).0, 403);
+    let (st, v, _) = call("POST", &u("/v1/galleries/staff/faces"), Some(&enroller), Some(batch.clone()));
+    assert_eq!(st, 200, "{v}");
+    let codes: Vec<(u64, &str, &str)> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["status"].as_u64().unwrap(), r["subject"].as_str().unwrap(), r["error"]["code"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (201, "s7", ""),
+            (201, "s7", ""),
+            (201, "s11", ""),
+            (400, "s11", "bad_photo"),
+            (422, "s11", "no_face"),
+            (400, "unknown", "bad_request")
+        ],
+        "{v}"
+    );
+    assert_eq!((v["enrolled"].as_u64(), v["failed"].as_u64()), (Some(3), Some(3)));
+    // The same batch again adds nothing, and says so per photo.
+    let (_, v2, _) = call("POST", &u("/v1/galleries/staff/faces"), Some(&enroller), Some(batch));
+    assert_eq!(v2["results"][0]["status"], 200);
+    assert_eq!(v2["results"][0]["already_enrolled"], 1);
+    assert_eq!(v2["results"][0]["face_id"], v["results"][0]["face_id"]);
+    // JSON with base64, with a face index.
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(first_in(&n.join("test/live/0004")));
+    let (st, v, _) = call(
+        "POST",
+        &u("/v1/galleries/staff/faces"),
+        Some(&enroller),
+        json_body(serde_json::json!({"faces": [{"subject": "s4", "image": b64, "face": 0}, {"subject": "s5", "image": "***"}]})),
+    );
+    assert_eq!((st, v["enrolled"].as_u64()), (400, None), "an undecodable base64 string is the request's mistake: {v}");
+    let (st, v, _) = call(
+        "POST",
+        &u("/v1/galleries/staff/faces"),
+        Some(&enroller),
+        json_body(serde_json::json!({"faces": [{"subject": "s4", "image": b64, "face": 0}]})),
+    );
+    assert_eq!((st, v["results"][0]["status"].as_u64()), (200, Some(201)), "{v}");
+    assert_eq!(call("POST", &u("/v1/galleries/staff/faces"), Some(&enroller), json_body(serde_json::json!({"faces": []}))).0, 400);
+    assert_eq!(
+        call("POST", &u("/v1/galleries/staff/faces"), Some(&enroller), Some(multipart(&[], &[("image", &live)]))).0,
+        400,
+        "a photo before any subject"
+    );
+
+    // List s7's faces: two, with ids, hashes and boxes.
+    let (st, v, _) = call("GET", &u("/v1/galleries/staff/subjects/s7/faces"), Some(&viewer), None);
+    assert_eq!(st, 200, "{v}");
+    let faces = v["faces"].as_array().unwrap().clone();
+    assert_eq!(faces.len(), 2);
+    assert!(faces
+        .iter()
+        .all(|f| f["id"].is_i64() && f["photo_sha256"].as_str().unwrap().len() == 64 && f["box"].as_array().unwrap().len() == 4));
+    assert_eq!(call("GET", &u("/v1/galleries/staff/subjects/nobody/faces"), Some(&viewer), None).1["code"], "subject_not_found");
+    let (id0, id1) = (faces[0]["id"].as_i64().unwrap(), faces[1]["id"].as_i64().unwrap());
+    let s11_id = call("GET", &u("/v1/galleries/staff/subjects/s11/faces"), Some(&viewer), None).1["faces"][0]["id"].as_i64().unwrap();
+
+    // Tenant isolation: globex's gallery "staff" is another gallery; acme's face ids mean
+    // nothing there, and globex's keys cannot list or delete acme's faces.
+    let (st, v, _) = call("GET", &u("/v1/galleries/staff/subjects/s7/faces"), Some(&other), None);
+    assert_eq!((st, v["code"].as_str()), (404, Some("subject_not_found")));
+    let (st, v, _) = call("DELETE", &u(&format!("/v1/galleries/staff/subjects/s7/faces/{id0}")), Some(&other), None);
+    assert_eq!((st, v["code"].as_str()), (404, Some("subject_not_found")));
+    assert_eq!(call("POST", &u("/v1/galleries"), Some(&other), json_body(serde_json::json!({"name": "globex-only"}))).0, 201);
+    let (st, v, _) = call("GET", &u("/v1/galleries/globex-only/subjects/s7/faces"), Some(&enroller), None);
+    assert_eq!((st, v["code"].as_str()), (404, Some("gallery_not_found")));
+
+    // Delete: scopes, another person's face, a bad id, then one of s7's faces.
+    let del =
+        |who: &str, sub: &str, id: &str| call("DELETE", &u(&format!("/v1/galleries/staff/subjects/{sub}/faces/{id}")), Some(who), None);
+    assert_eq!(del(&viewer, "s7", &id0.to_string()).0, 403);
+    assert_eq!(del(&enroller, "s7", &s11_id.to_string()).1["code"], "face_not_found", "s11's face is not s7's");
+    assert_eq!(del(&enroller, "s7", "x").0, 400);
+    assert_eq!(del(&enroller, "s7", "999999").1["code"], "face_not_found");
+    let (st, v, _) = del(&enroller, "s7", &id1.to_string());
+    assert_eq!((st, v["deleted"].as_i64()), (200, Some(id1)), "{v}");
+    assert_eq!(del(&enroller, "s7", &id1.to_string()).0, 404, "deleted once");
+    let (_, v, _) = call("GET", &u("/v1/galleries/staff/subjects/s7/faces"), Some(&viewer), None);
+    assert_eq!(v["faces"].as_array().unwrap().iter().map(|f| f["id"].as_i64().unwrap()).collect::<Vec<_>>(), [id0]);
+    // Identify still finds s7 by the face left; s11 untouched.
+    let (_, v, _) = call("POST", &u("/v1/galleries/staff/identify"), Some(&viewer), Some(multipart(&[], &[("image", &live)])));
+    assert_eq!(v["faces"][0]["name"], "s7");
+    assert_eq!(call("GET", &u("/v1/galleries/staff/subjects/s11/faces"), Some(&viewer), None).1["faces"].as_array().unwrap().len(), 1);
+    // The last face goes: identify no longer answers s7, and the person is listed with none.
+    assert_eq!(del(&enroller, "s7", &id0.to_string()).0, 200);
+    let (_, v, _) = call("POST", &u("/v1/galleries/staff/identify"), Some(&viewer), Some(multipart(&[], &[("image", &live)])));
+    assert_ne!(v["faces"][0]["name"], "s7", "{v}");
+    let (_, v, _) = call("GET", &u("/v1/galleries/staff/subjects"), Some(&viewer), None);
+    assert!(v["subjects"].as_array().unwrap().iter().any(|s| s["name"] == "s7" && s["templates"] == 0), "{v}");
+    // globex's gallery of the same name was never touched.
+    let (_, v, _) = call("GET", &u("/v1/galleries/staff/subjects"), Some(&other), None);
+    assert_eq!(v["subjects"].as_array().unwrap().len(), 0);
+    // The audit log has the batch's enrollments one by one, and the face deletions.
+    let ks = visage_server::KeyStore::open(d).unwrap();
+    let actions: Vec<String> = ks.audit_log("acme").unwrap().into_iter().map(|a| a.2).collect();
+    assert_eq!(actions.iter().filter(|a| *a == "enroll").count(), 7, "{actions:?}");
+    assert_eq!(actions.iter().filter(|a| *a == "forget_face").count(), 2, "{actions:?}");
 }

@@ -41,6 +41,6 @@ pub use exact::ExactIndex;
 pub use hnsw::{HnswIndex, HnswParams};
 pub use index::{Candidate, Capabilities, Hit, SearchIndex, VectorIndex, APPROX_THRESHOLD};
 pub use store::{
-    Contract, EnrollOptions, EnrollOutcome, ForgetOutcome, Gallery, IndexFactory, IndexOrigin, Match, NewTemplate, OpenOptions,
+    Contract, EnrollOptions, EnrollOutcome, FaceRecord, ForgetOutcome, Gallery, IndexFactory, IndexOrigin, Match, NewTemplate, OpenOptions,
     SubjectInfo, TemplateRecord,
 };

@@ -87,6 +87,21 @@ pub struct TemplateRecord {
     pub photo_sha256: String,
 }
 
+/// One stored face (template) of a subject, without its embedding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaceRecord {
+    /// The template's id: stable for ever (never reused).
+    pub id: i64,
+    /// SHA-256 of the source photo.
+    pub photo_sha256: String,
+    /// The face rectangle in the photo, `[left, top, right, bottom]`.
+    pub face_box: [i64; 4],
+    /// Where the photo came from (informational).
+    pub source: Option<String>,
+    /// Unix time of enrollment.
+    pub created_at: i64,
+}
+
 /// One enrolled person.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubjectInfo {
@@ -983,6 +998,73 @@ impl Gallery {
             }
         }
         Ok(ForgetOutcome { templates: ids.len(), erased })
+    }
+
+    /// The faces (templates) of `name`, oldest first.
+    pub fn faces(&self, name: &str) -> Result<Vec<FaceRecord>, GalleryError> {
+        let name = nfc(name);
+        let conn = self.reader()?;
+        let id: Option<i64> =
+            conn.query_row("SELECT id FROM subjects WHERE name = ?1", [&name], |r| r.get(0)).optional().map_err(self.err())?;
+        let Some(id) = id else { return Err(GalleryError::UnknownSubject { name, path: self.path.clone() }) };
+        let mut st = conn
+            .prepare("SELECT id, photo_sha256, face_box, source, created_at FROM templates WHERE subject_id = ?1 ORDER BY id")
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([id], |r| {
+                let b: String = r.get(2)?;
+                let v: Vec<i64> = serde_json::from_str(&b).unwrap_or_default();
+                let mut face_box = [0i64; 4];
+                for (d, x) in face_box.iter_mut().zip(v) {
+                    *d = x;
+                }
+                Ok(FaceRecord { id: r.get(0)?, photo_sha256: r.get(1)?, face_box, source: r.get(3)?, created_at: r.get(4)? })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// Deletes one face (template `face_id`) of `name`, erased as [`Self::forget`] erases: the
+    /// person stays enrolled, with their other faces (or none). `Ok(None)` when `name` has no
+    /// face of that id (including another person's face); an unknown name is an error.
+    pub fn forget_face(&self, name: &str, face_id: i64) -> Result<Option<ForgetOutcome>, GalleryError> {
+        let name = nfc(name);
+        let err = self.err();
+        let mut conn = self.writer("forgetting a face")?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&err)?;
+        let id: Option<i64> = tx.query_row("SELECT id FROM subjects WHERE name = ?1", [&name], |r| r.get(0)).optional().map_err(&err)?;
+        let Some(id) = id else {
+            return Err(GalleryError::UnknownSubject { name, path: self.path.clone() });
+        };
+        let n = tx.execute("DELETE FROM templates WHERE id = ?1 AND subject_id = ?2", params![face_id, id]).map_err(&err)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let (before, after) = bump(&tx, true).map_err(&err)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('pending_erase', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [now().to_string()],
+        )
+        .map_err(&err)?;
+        self.commit_and_apply(tx, before, after, |live| {
+            live.index.remove(face_id)?;
+            Ok((None, None))
+        })?;
+        let erased = Self::checkpoint(&conn, self.opts.erase_wait).map_err(&err)?;
+        if erased {
+            conn.execute("DELETE FROM meta WHERE key = 'pending_erase'", []).map_err(&err)?;
+            let _ = Self::checkpoint(&conn, Duration::ZERO);
+        }
+        drop(conn);
+        let graph = self.graph_cache();
+        for f in [graph.with_extension("hnsw.generation"), graph] {
+            if let Err(e) = std::fs::remove_file(&f) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(GalleryError::Invalid(format!("could not delete {}: {e}", f.display())));
+                }
+            }
+        }
+        Ok(Some(ForgetOutcome { templates: 1, erased }))
     }
 
     /// Every template with its subject's name (for calibration and export).

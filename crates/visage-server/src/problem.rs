@@ -87,6 +87,8 @@ impl From<visage_gallery::GalleryError> for ApiError {
             G::Contract { .. } => Self::new(StatusCode::CONFLICT, "model_mismatch", detail),
             G::NameTaken { .. } => Self::new(StatusCode::CONFLICT, "subject_exists", detail),
             G::Duplicate { .. } => Self::new(StatusCode::CONFLICT, "duplicate_face", detail),
+            // A name or metadata that the gallery refuses is the client's mistake.
+            G::Invalid(_) => Self::bad_request(detail),
             G::Busy { .. } => ApiError { retry_after: Some(1), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "gallery_busy", detail) },
             other => Self::internal(other),
         }

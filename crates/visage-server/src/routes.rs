@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use visage::{Face, FaceChoice, FaceEmbedding, RgbImage};
 use visage_core::Metric;
-use visage_gallery::NewTemplate;
+use visage_gallery::{EnrollOutcome, Gallery, NewTemplate};
 use visage_liveness::Verdict;
 
 type S = State<Arc<AppState>>;
@@ -208,6 +208,23 @@ pub async fn delete_subject(State(st): S, c: Caller, Path((g, s)): Path<(String,
     Ok(Json(json!({"forgotten": s, "templates": out.templates, "erased": out.erased})))
 }
 
+/// Enrolls the face of one photo for `name` (on a pool thread): the outcome, the face, and
+/// the stored face's id.
+fn enroll_one(st: &AppState, gal: &Gallery, name: &str, bytes: &[u8], form: &Form) -> Result<(EnrollOutcome, Face, Option<i64>), ApiError> {
+    let img = decode(st, bytes, "image")?;
+    let f = one_face(st, &img, form, false)?;
+    let r = f.face.rect;
+    let t = NewTemplate {
+        embedding: f.embedding.clone(),
+        photo_sha256: format!("{:x}", Sha256::digest(bytes)),
+        face_box: [r.left, r.top, r.right, r.bottom],
+        source: Some("api".into()),
+    };
+    let out = gal.enroll(name, None, std::slice::from_ref(&t))?;
+    let id = gal.faces(name)?.into_iter().find(|x| x.photo_sha256 == t.photo_sha256 && x.face_box == t.face_box).map(|x| x.id);
+    Ok((out, f.face, id))
+}
+
 /// `POST /v1/galleries/{g}/subjects/{s}/faces` (photo `image`; `face=N` in a photo of several):
 /// one-shot enrollment, creating the person on their first face.
 pub async fn enroll(State(st): S, c: Caller, Path((g, s)): Path<(String, String)>, req: Request) -> Result<impl IntoResponse, ApiError> {
@@ -216,24 +233,82 @@ pub async fn enroll(State(st): S, c: Caller, Path((g, s)): Path<(String, String)
     let form = photo::read(req, &["image"], st.config.max_body).await?;
     let bytes = form.photo("image")?;
     let (st2, name) = (st.clone(), s.clone());
-    let (out, f) = st
-        .pool
-        .run(move || {
-            let img = decode(&st2, &bytes, "image")?;
-            let f = one_face(&st2, &img, &form, false)?;
-            let r = f.face.rect;
-            let t = NewTemplate {
-                embedding: f.embedding.clone(),
-                photo_sha256: format!("{:x}", Sha256::digest(&bytes)),
-                face_box: [r.left, r.top, r.right, r.bottom],
-                source: Some("api".into()),
-            };
-            Ok((gal.enroll(&name, None, &[t])?, f.face))
-        })
-        .await?;
+    let (out, f, id) = st.pool.run(move || enroll_one(&st2, &gal, &name, &bytes, &form)).await?;
     st.keys.audit(&c.0, "enroll", Some(&g), Some(&s), &format!("{} added", out.added)).map_err(ApiError::internal)?;
     let status = if out.added > 0 { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(json!({"subject": s, "added": out.added, "already_enrolled": out.already, "face": face_json(&f)}))))
+    Ok((status, Json(json!({"subject": s, "added": out.added, "already_enrolled": out.already, "face_id": id, "face": face_json(&f)}))))
+}
+
+/// `POST /v1/galleries/{g}/faces`: batch enrollment. Each photo is enrolled on its own (its
+/// own transaction) and answered on its own, in order: a bad photo fails only itself.
+pub async fn enroll_batch(State(st): S, c: Caller, Path(g): Path<String>, req: Request) -> Result<Json<Value>, ApiError> {
+    c.require(Scope::Enroll)?;
+    let gal = st.gallery(c.tenant(), &g)?;
+    let items = photo::read_batch(req, st.config.max_body).await?;
+    let st2 = st.clone();
+    let done = st
+        .pool
+        .run(move || {
+            Ok(items
+                .into_iter()
+                .map(|it| {
+                    let mut form = Form::default();
+                    if let Some(f) = it.face {
+                        form.fields.insert("face".into(), f);
+                    }
+                    let r = enroll_one(&st2, &gal, &it.subject, &it.image, &form);
+                    (it.subject, r)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    let (mut ok, mut failed) = (0usize, 0usize);
+    let mut results = Vec::with_capacity(done.len());
+    for (i, (subject, r)) in done.into_iter().enumerate() {
+        match r {
+            Ok((out, f, id)) => {
+                ok += 1;
+                st.keys
+                    .audit(&c.0, "enroll", Some(&g), Some(&subject), &format!("{} added (batch)", out.added))
+                    .map_err(ApiError::internal)?;
+                let status = if out.added > 0 { 201 } else { 200 };
+                results.push(json!({"index": i, "subject": subject, "status": status, "added": out.added, "already_enrolled": out.already, "face_id": id, "face": face_json(&f)}));
+            }
+            Err(e) => {
+                failed += 1;
+                results.push(
+                    json!({"index": i, "subject": subject, "status": e.status.as_u16(), "error": {"code": e.code, "detail": e.detail}}),
+                );
+            }
+        }
+    }
+    Ok(Json(json!({"enrolled": ok, "failed": failed, "results": results})))
+}
+
+/// `GET /v1/galleries/{g}/subjects/{s}/faces`: the person's faces (ids, photo hashes, boxes).
+pub async fn list_faces(State(st): S, c: Caller, Path((g, s)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+    c.require(Scope::Recognize)?;
+    let gal = st.gallery(c.tenant(), &g)?;
+    let name = s.clone();
+    let faces = st.pool.run(move || Ok(gal.faces(&name)?)).await?;
+    Ok(Json(json!({"subject": s, "faces": faces.iter().map(|f| json!({
+        "id": f.id, "photo_sha256": f.photo_sha256, "box": f.face_box, "source": f.source, "created_at": f.created_at,
+    })).collect::<Vec<_>>()})))
+}
+
+/// `DELETE /v1/galleries/{g}/subjects/{s}/faces/{face_id}`: forget one face of the person
+/// (erased as a whole person's are); the person stays enrolled.
+pub async fn delete_face(State(st): S, c: Caller, Path((g, s, id)): Path<(String, String, String)>) -> Result<Json<Value>, ApiError> {
+    c.require(Scope::Enroll)?;
+    let gal = st.gallery(c.tenant(), &g)?;
+    let face_id: i64 = id.parse().map_err(|_| ApiError::bad_request(format!("face id {id:?} must be a whole number")))?;
+    let name = s.clone();
+    let out = st.pool.run(move || Ok(gal.forget_face(&name, face_id)?)).await?;
+    let Some(out) = out else {
+        return Err(ApiError::not_found("face_not_found", format!("{s:?} has no face {face_id}")));
+    };
+    st.keys.audit(&c.0, "forget_face", Some(&g), Some(&s), &format!("face {face_id}")).map_err(ApiError::internal)?;
+    Ok(Json(json!({"subject": s, "deleted": face_id, "erased": out.erased})))
 }
 
 // ---- recognition ----
