@@ -484,3 +484,56 @@ fn single_faces_are_listed_and_deleted_and_batches_enroll_photo_by_photo() {
     assert_eq!(actions.iter().filter(|a| *a == "enroll").count(), 7, "{actions:?}");
     assert_eq!(actions.iter().filter(|a| *a == "forget_face").count(), 2, "{actions:?}");
 }
+
+/// A request whose answer we only classify: (status, the problem `code` if any).
+fn probe(method: &str, url: &str) -> (u16, String) {
+    let r = match ureq::request(method, url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let st = r.status();
+    let v: serde_json::Value = serde_json::from_str(&r.into_string().unwrap_or_default()).unwrap_or_default();
+    (st, v["code"].as_str().unwrap_or("").to_string())
+}
+
+#[test]
+fn the_openapi_document_and_the_router_serve_the_same_routes() {
+    let s = start(&[]);
+    let u = |p: &str| format!("{}{p}", s.base);
+    let (st, doc, _) = call("GET", &u("/openapi.json"), None, None);
+    assert_eq!(st, 200);
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let served: std::collections::BTreeSet<(String, String)> =
+        visage_server::served_routes().into_iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let only_doc: Vec<_> = documented.difference(&served).collect();
+    let only_router: Vec<_> = served.difference(&documented).collect();
+    assert!(only_doc.is_empty() && only_router.is_empty(), "documented, not served: {only_doc:?}; served, not documented: {only_router:?}");
+    // The live server serves exactly those methods on those paths: every other method is 405
+    // from the fallback, and the listed ones reach a handler (401 without a key, or an answer).
+    let paths: std::collections::BTreeSet<&String> = served.iter().map(|(_, p)| p).collect();
+    for path in paths {
+        let concrete = path.replace("{g}", "nog").replace("{s}", "nos").replace("{face_id}", "1");
+        for m in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            let (st, code) = probe(m, &u(&concrete));
+            if served.contains(&(m.to_string(), path.clone())) {
+                assert!(st != 405 && code != "not_found", "{m} {path} is documented but answers {st} {code}");
+            } else {
+                assert_eq!((st, code.as_str()), (405, "method_not_allowed"), "{m} {path} is not documented but served");
+            }
+        }
+    }
+    assert_eq!(probe("GET", &u("/v1/not-a-route")), (404, "not_found".to_string()));
+    // The browsable page and the web page are HTML, self-contained.
+    for p in ["/docs", "/"] {
+        let r = ureq::get(&u(p)).call().unwrap();
+        assert!(r.header("content-type").unwrap().starts_with("text/html"));
+        let text = r.into_string().unwrap();
+        assert!(!text.contains("http://") && !text.contains("https://") && !text.contains("//cdn"), "{p} loads nothing from elsewhere");
+    }
+}

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod keys;
 pub mod metrics;
+pub mod openapi;
 pub mod photo;
 pub mod pool;
 pub mod problem;
@@ -96,11 +97,15 @@ async fn request_id(State(st): State<Arc<AppState>>, req: Request, next: Next) -
     resp
 }
 
-async fn healthz() -> &'static str {
+/// Liveness probe: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, description = "ok", content_type = "text/plain", body = String)))]
+pub async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+/// Readiness probe: models loaded, key store answering.
+#[utoipa::path(get, path = "/readyz", tag = "service", responses((status = 200, description = "ready", content_type = "text/plain", body = String), (status = 503, description = "not ready", body = openapi::Problem, content_type = "application/problem+json")))]
+pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     // The models are loaded before the server listens; ready once the key store answers.
     match st.keys.list() {
         Ok(_) => (StatusCode::OK, "ready").into_response(),
@@ -108,7 +113,9 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+/// Prometheus metrics: requests by route and status, latency sums, queue depth, gallery sizes.
+#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String)))]
+pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let mut gauges = vec![
         ("# TYPE visage_queue_depth gauge\nvisage_queue_depth".to_string(), st.pool.depth() as f64),
         ("# TYPE visage_queue_waiting gauge\nvisage_queue_waiting".to_string(), st.pool.waiting() as f64),
@@ -135,25 +142,93 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
 }
 
+/// The web page (`/`): self-contained HTML and JavaScript, no external assets.
+const INDEX_HTML: &str = include_str!("web/index.html");
+/// The browsable API page (`/docs`), reading `/openapi.json`.
+const DOCS_HTML: &str = include_str!("web/docs.html");
+
+fn html(body: &'static str) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    // Nothing from elsewhere: scripts and styles are inline, images are the user's own.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'"),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    r
+}
+
+/// The web page: paste a key, pick or create a gallery, enroll from a photo or the webcam,
+/// identify a photo with boxes and names drawn, list and forget people.
+#[utoipa::path(get, path = "/", tag = "service", responses((status = 200, description = "the web page", content_type = "text/html", body = String)))]
+pub async fn page_index() -> Response {
+    html(INDEX_HTML)
+}
+
+/// The browsable API reference, built in the page from `/openapi.json`.
+#[utoipa::path(get, path = "/docs", tag = "service", responses((status = 200, description = "the API reference page", content_type = "text/html", body = String)))]
+pub async fn page_docs() -> Response {
+    html(DOCS_HTML)
+}
+
+/// This document (OpenAPI 3.1), generated from the code.
+#[utoipa::path(get, path = "/openapi.json", tag = "service", responses((status = 200, description = "the OpenAPI document", content_type = "application/json", body = Object)))]
+pub async fn openapi_json() -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let mut r = DOC.get_or_init(openapi::document).clone().into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// The routes as registered, with the methods each serves.
+struct Table {
+    router: Router<Arc<AppState>>,
+    served: Vec<(&'static str, &'static str)>,
+}
+
+impl Table {
+    fn at(mut self, path: &'static str, methods: &[&'static str], mr: axum::routing::MethodRouter<Arc<AppState>>) -> Self {
+        self.router = self.router.route(path, mr);
+        self.served.extend(methods.iter().map(|m| (*m, path)));
+        self
+    }
+}
+
+fn table() -> Table {
+    use routes::*;
+    Table { router: Router::new(), served: Vec::new() }
+        .at("/", &["GET"], get(page_index))
+        .at("/docs", &["GET"], get(page_docs))
+        .at("/openapi.json", &["GET"], get(openapi_json))
+        .at("/healthz", &["GET"], get(healthz))
+        .at("/readyz", &["GET"], get(readyz))
+        .at("/metrics", &["GET"], get(metrics))
+        .at("/v1/galleries", &["GET", "POST"], get(list_galleries).post(create_gallery))
+        .at("/v1/galleries/{g}", &["DELETE"], delete(delete_gallery))
+        .at("/v1/galleries/{g}/subjects", &["GET"], get(list_subjects))
+        .at("/v1/galleries/{g}/subjects/{s}", &["PATCH", "DELETE"], patch(rename_subject).delete(delete_subject))
+        .at("/v1/galleries/{g}/faces", &["POST"], post(enroll_batch))
+        .at("/v1/galleries/{g}/subjects/{s}/faces", &["GET", "POST"], get(list_faces).post(enroll))
+        .at("/v1/galleries/{g}/subjects/{s}/faces/{face_id}", &["DELETE"], delete(delete_face))
+        .at("/v1/galleries/{g}/subjects/{s}/verify", &["POST"], post(verify))
+        .at("/v1/galleries/{g}/identify", &["POST"], post(identify))
+        .at("/v1/compare", &["POST"], post(compare))
+        .at("/v1/detect", &["POST"], post(detect))
+        .at("/v1/liveness", &["POST"], post(liveness))
+}
+
+/// Every (method, path) the router serves, as it registers them (for the OpenAPI drift test,
+/// which also probes the live server to check the methods listed are the ones served).
+pub fn served_routes() -> Vec<(&'static str, &'static str)> {
+    table().served
+}
+
 /// The application: every route, the request-id and metrics layer, the problem+json fallbacks.
 pub fn router(state: Arc<AppState>) -> Router {
-    use routes::*;
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/v1/galleries", get(list_galleries).post(create_gallery))
-        .route("/v1/galleries/{g}", delete(delete_gallery))
-        .route("/v1/galleries/{g}/subjects", get(list_subjects))
-        .route("/v1/galleries/{g}/subjects/{s}", patch(rename_subject).delete(delete_subject))
-        .route("/v1/galleries/{g}/faces", post(enroll_batch))
-        .route("/v1/galleries/{g}/subjects/{s}/faces", get(list_faces).post(enroll))
-        .route("/v1/galleries/{g}/subjects/{s}/faces/{face_id}", delete(delete_face))
-        .route("/v1/galleries/{g}/subjects/{s}/verify", post(verify))
-        .route("/v1/galleries/{g}/identify", post(identify))
-        .route("/v1/compare", post(compare))
-        .route("/v1/detect", post(detect))
-        .route("/v1/liveness", post(liveness))
+    table()
+        .router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), request_id))

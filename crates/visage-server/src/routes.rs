@@ -104,6 +104,7 @@ fn one_face(state: &AppState, img: &RgbImage, form: &Form, several_ok: bool) -> 
 // ---- galleries ----
 
 /// `GET /v1/galleries`.
+#[utoipa::path(get, path = "/v1/galleries", tag = "galleries", responses((status = 200, body = crate::openapi::GalleryList)))]
 pub async fn list_galleries(State(st): S, c: Caller) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Recognize)?;
     let tenant = c.tenant().to_string();
@@ -133,6 +134,7 @@ pub struct NewGallery {
 }
 
 /// `POST /v1/galleries` `{"name", "metric"}`.
+#[utoipa::path(post, path = "/v1/galleries", tag = "galleries", request_body = crate::openapi::NewGallery, responses((status = 201, body = crate::openapi::GalleryInfo)))]
 pub async fn create_gallery(
     State(st): S,
     c: Caller,
@@ -155,6 +157,7 @@ pub async fn create_gallery(
 }
 
 /// `DELETE /v1/galleries/{g}`.
+#[utoipa::path(delete, path = "/v1/galleries/{g}", tag = "galleries", params(("g" = String, Path, description = "gallery name")), responses((status = 204, description = "deleted with its files")))]
 pub async fn delete_gallery(State(st): S, c: Caller, Path(g): Path<String>) -> Result<StatusCode, ApiError> {
     c.require(Scope::Admin)?;
     let (tenant, name) = (c.tenant().to_string(), g.clone());
@@ -167,6 +170,7 @@ pub async fn delete_gallery(State(st): S, c: Caller, Path(g): Path<String>) -> R
 // ---- subjects ----
 
 /// `GET /v1/galleries/{g}/subjects`.
+#[utoipa::path(get, path = "/v1/galleries/{g}/subjects", tag = "subjects", params(("g" = String, Path, description = "gallery name")), responses((status = 200, body = crate::openapi::SubjectList)))]
 pub async fn list_subjects(State(st): S, c: Caller, Path(g): Path<String>) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Recognize)?;
     let gal = st.gallery(c.tenant(), &g)?;
@@ -183,6 +187,7 @@ pub struct Rename {
 }
 
 /// `PATCH /v1/galleries/{g}/subjects/{s}` `{"name": new}`: rename.
+#[utoipa::path(patch, path = "/v1/galleries/{g}/subjects/{s}", tag = "subjects", params(("g" = String, Path, description = "gallery name"), ("s" = String, Path, description = "person's name")), request_body = crate::openapi::Rename, responses((status = 200, body = crate::openapi::Renamed)))]
 pub async fn rename_subject(
     State(st): S,
     c: Caller,
@@ -199,6 +204,7 @@ pub async fn rename_subject(
 }
 
 /// `DELETE /v1/galleries/{g}/subjects/{s}`: forget every template of the person.
+#[utoipa::path(delete, path = "/v1/galleries/{g}/subjects/{s}", tag = "subjects", params(("g" = String, Path, description = "gallery name"), ("s" = String, Path, description = "person's name")), responses((status = 200, body = crate::openapi::Forgotten)))]
 pub async fn delete_subject(State(st): S, c: Caller, Path((g, s)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Enroll)?;
     let gal = st.gallery(c.tenant(), &g)?;
@@ -227,6 +233,7 @@ fn enroll_one(st: &AppState, gal: &Gallery, name: &str, bytes: &[u8], form: &For
 
 /// `POST /v1/galleries/{g}/subjects/{s}/faces` (photo `image`; `face=N` in a photo of several):
 /// one-shot enrollment, creating the person on their first face.
+#[utoipa::path(post, path = "/v1/galleries/{g}/subjects/{s}/faces", tag = "subjects", params(("g" = String, Path, description = "gallery name"), ("s" = String, Path, description = "person's name")), request_body(content((crate::openapi::PhotoForm = "multipart/form-data"), (crate::openapi::PhotoJson = "application/json"))), responses((status = 201, description = "a face added", body = crate::openapi::Enrolled), (status = 200, description = "this face of this photo was already enrolled", body = crate::openapi::Enrolled)))]
 pub async fn enroll(State(st): S, c: Caller, Path((g, s)): Path<(String, String)>, req: Request) -> Result<impl IntoResponse, ApiError> {
     c.require(Scope::Enroll)?;
     let gal = st.gallery(c.tenant(), &g)?;
@@ -241,6 +248,7 @@ pub async fn enroll(State(st): S, c: Caller, Path((g, s)): Path<(String, String)
 
 /// `POST /v1/galleries/{g}/faces`: batch enrollment. Each photo is enrolled on its own (its
 /// own transaction) and answered on its own, in order: a bad photo fails only itself.
+#[utoipa::path(post, path = "/v1/galleries/{g}/faces", tag = "subjects", params(("g" = String, Path, description = "gallery name")), request_body(content((crate::openapi::BatchForm = "multipart/form-data"), (crate::openapi::BatchJson = "application/json"))), responses((status = 200, description = "every photo's own result", body = crate::openapi::BatchResults)))]
 pub async fn enroll_batch(State(st): S, c: Caller, Path(g): Path<String>, req: Request) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Enroll)?;
     let gal = st.gallery(c.tenant(), &g)?;
@@ -286,6 +294,7 @@ pub async fn enroll_batch(State(st): S, c: Caller, Path(g): Path<String>, req: R
 }
 
 /// `GET /v1/galleries/{g}/subjects/{s}/faces`: the person's faces (ids, photo hashes, boxes).
+#[utoipa::path(get, path = "/v1/galleries/{g}/subjects/{s}/faces", tag = "subjects", params(("g" = String, Path, description = "gallery name"), ("s" = String, Path, description = "person's name")), responses((status = 200, body = crate::openapi::FaceList)))]
 pub async fn list_faces(State(st): S, c: Caller, Path((g, s)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Recognize)?;
     let gal = st.gallery(c.tenant(), &g)?;
@@ -298,6 +307,7 @@ pub async fn list_faces(State(st): S, c: Caller, Path((g, s)): Path<(String, Str
 
 /// `DELETE /v1/galleries/{g}/subjects/{s}/faces/{face_id}`: forget one face of the person
 /// (erased as a whole person's are); the person stays enrolled.
+#[utoipa::path(delete, path = "/v1/galleries/{g}/subjects/{s}/faces/{face_id}", tag = "subjects", params(("g" = String, Path, description = "gallery name"), ("s" = String, Path, description = "person's name"), ("face_id" = i64, Path, description = "face id (from the person's faces)")), responses((status = 200, body = crate::openapi::FaceDeleted)))]
 pub async fn delete_face(State(st): S, c: Caller, Path((g, s, id)): Path<(String, String, String)>) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Enroll)?;
     let gal = st.gallery(c.tenant(), &g)?;
@@ -316,6 +326,7 @@ pub async fn delete_face(State(st): S, c: Caller, Path((g, s, id)): Path<(String
 /// `POST /v1/galleries/{g}/identify` (photo `image`; `top`, `threshold`, `liveness`): every
 /// face with its candidates and the decision `match` or `unknown` (`spoof` / `cannot_judge`
 /// with `liveness=true`).
+#[utoipa::path(post, path = "/v1/galleries/{g}/identify", tag = "recognition", params(("g" = String, Path, description = "gallery name")), request_body(content((crate::openapi::PhotoForm = "multipart/form-data"), (crate::openapi::PhotoJson = "application/json"))), responses((status = 200, body = crate::openapi::Identified)))]
 pub async fn identify(State(st): S, c: Caller, Path(g): Path<String>, req: Request) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Recognize)?;
     let gal = st.gallery(c.tenant(), &g)?;
@@ -363,6 +374,7 @@ pub async fn identify(State(st): S, c: Caller, Path(g): Path<String>, req: Reque
 
 /// `POST /v1/galleries/{g}/subjects/{s}/verify` (photo `image`, its largest face or `face=N`;
 /// `threshold`, `liveness`).
+#[utoipa::path(post, path = "/v1/galleries/{g}/subjects/{s}/verify", tag = "recognition", params(("g" = String, Path, description = "gallery name"), ("s" = String, Path, description = "person's name")), request_body(content((crate::openapi::PhotoForm = "multipart/form-data"), (crate::openapi::PhotoJson = "application/json"))), responses((status = 200, body = crate::openapi::Verified)))]
 pub async fn verify(State(st): S, c: Caller, Path((g, s)): Path<(String, String)>, req: Request) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Recognize)?;
     let gal = st.gallery(c.tenant(), &g)?;
@@ -403,6 +415,7 @@ pub async fn verify(State(st): S, c: Caller, Path((g, s)): Path<(String, String)
 }
 
 /// `POST /v1/compare` (photos `a` and `b`, their largest faces; `metric`, `threshold`).
+#[utoipa::path(post, path = "/v1/compare", tag = "recognition", request_body(content((crate::openapi::ComparePhotos = "multipart/form-data"), (crate::openapi::ComparePhotosJson = "application/json"))), responses((status = 200, body = crate::openapi::Compared)))]
 pub async fn compare(State(st): S, c: Caller, req: Request) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Recognize)?;
     let form = photo::read(req, &["a", "b"], st.config.max_body).await?;
@@ -428,6 +441,7 @@ pub async fn compare(State(st): S, c: Caller, req: Request) -> Result<Json<Value
 }
 
 /// `POST /v1/detect` (photo `image`): every face; none is an empty list, not an error.
+#[utoipa::path(post, path = "/v1/detect", tag = "recognition", request_body(content((crate::openapi::PhotoForm = "multipart/form-data"), (crate::openapi::PhotoJson = "application/json"))), responses((status = 200, body = crate::openapi::Detected)))]
 pub async fn detect(State(st): S, c: Caller, req: Request) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Recognize)?;
     let form = photo::read(req, &["image"], st.config.max_body).await?;
@@ -443,6 +457,7 @@ pub async fn detect(State(st): S, c: Caller, req: Request) -> Result<Json<Value>
 }
 
 /// `POST /v1/liveness` (photo `image`): every face with its liveness verdict.
+#[utoipa::path(post, path = "/v1/liveness", tag = "recognition", request_body(content((crate::openapi::PhotoForm = "multipart/form-data"), (crate::openapi::PhotoJson = "application/json"))), responses((status = 200, body = crate::openapi::LivenessResults)))]
 pub async fn liveness(State(st): S, c: Caller, req: Request) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Recognize)?;
     let form = photo::read(req, &["image"], st.config.max_body).await?;
