@@ -30,8 +30,8 @@ use std::sync::Arc;
 pub use keys::{KeyStore, Scope};
 pub use state::{AppState, ServerConfig};
 
-/// How long a client may take to send its request body.
-const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a client may take to send its request body, unless configured.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// An oversized body is still read (and dropped) up to this many more bytes before the 413 is
 /// sent, so that a client that writes its whole body before reading the answer gets the answer
@@ -66,7 +66,7 @@ async fn read_body(body: axum::body::Body, limit: usize) -> Result<axum::body::B
 async fn buffered(st: &AppState, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let limit = st.config.max_body;
-    let bytes = match tokio::time::timeout(BODY_TIMEOUT, read_body(body, limit)).await {
+    let bytes = match tokio::time::timeout(st.config.body_timeout, read_body(body, limit)).await {
         Ok(Ok(b)) => b,
         Ok(Err(Ok(_))) => {
             return ApiError::new(

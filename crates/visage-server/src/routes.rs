@@ -101,6 +101,37 @@ fn one_face(state: &AppState, img: &RgbImage, form: &Form, several_ok: bool) -> 
     Ok(faces.into_iter().nth(i).expect("picked index is in range"))
 }
 
+/// Appends to the audit log off the async executor (the write waits for the disk); the
+/// answer goes out only once it is written.
+async fn audit(
+    st: &Arc<AppState>,
+    c: &Caller,
+    action: &'static str,
+    gallery: Option<&str>,
+    subject: Option<&str>,
+    detail: &str,
+) -> Result<(), ApiError> {
+    audit_all(st, c, vec![(action, gallery.map(String::from), subject.map(String::from), detail.to_string())]).await
+}
+
+/// [`audit`] for several entries at once.
+async fn audit_all(
+    st: &Arc<AppState>,
+    c: &Caller,
+    entries: Vec<(&'static str, Option<String>, Option<String>, String)>,
+) -> Result<(), ApiError> {
+    let (st, key) = (st.clone(), c.0.clone());
+    tokio::task::spawn_blocking(move || {
+        for (action, g, s, detail) in entries {
+            st.keys.audit(&key, action, g.as_deref(), s.as_deref(), &detail).map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)
+}
+
 // ---- galleries ----
 
 /// `GET /v1/galleries`.
@@ -151,7 +182,7 @@ pub async fn create_gallery(
     let (tenant, name) = (c.tenant().to_string(), b.name.clone());
     let st2 = st.clone();
     let g = st.pool.run(move || st2.create_gallery(&tenant, &name, metric)).await?;
-    st.keys.audit(&c.0, "create_gallery", Some(&b.name), None, metric.name()).map_err(ApiError::internal)?;
+    audit(&st, &c, "create_gallery", Some(&b.name), None, metric.name()).await?;
     let threshold = g.threshold()?;
     Ok((StatusCode::CREATED, Json(json!({"name": b.name, "model": g.contract().model, "metric": metric.name(), "threshold": threshold}))))
 }
@@ -163,7 +194,7 @@ pub async fn delete_gallery(State(st): S, c: Caller, Path(g): Path<String>) -> R
     let (tenant, name) = (c.tenant().to_string(), g.clone());
     let st2 = st.clone();
     st.pool.run(move || st2.delete_gallery(&tenant, &name)).await?;
-    st.keys.audit(&c.0, "delete_gallery", Some(&g), None, "").map_err(ApiError::internal)?;
+    audit(&st, &c, "delete_gallery", Some(&g), None, "").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -199,7 +230,7 @@ pub async fn rename_subject(
     let gal = st.gallery(c.tenant(), &g)?;
     let (old, new) = (s.clone(), r.name.clone());
     st.pool.run(move || Ok(gal.rename(&old, &new)?)).await?;
-    st.keys.audit(&c.0, "rename_subject", Some(&g), Some(&s), &r.name).map_err(ApiError::internal)?;
+    audit(&st, &c, "rename_subject", Some(&g), Some(&s), &r.name).await?;
     Ok(Json(json!({"name": r.name})))
 }
 
@@ -210,7 +241,7 @@ pub async fn delete_subject(State(st): S, c: Caller, Path((g, s)): Path<(String,
     let gal = st.gallery(c.tenant(), &g)?;
     let name = s.clone();
     let out = st.pool.run(move || Ok(gal.forget(&name)?)).await?;
-    st.keys.audit(&c.0, "forget", Some(&g), Some(&s), &format!("{} templates", out.templates)).map_err(ApiError::internal)?;
+    audit(&st, &c, "forget", Some(&g), Some(&s), &format!("{} templates", out.templates)).await?;
     Ok(Json(json!({"forgotten": s, "templates": out.templates, "erased": out.erased})))
 }
 
@@ -241,7 +272,7 @@ pub async fn enroll(State(st): S, c: Caller, Path((g, s)): Path<(String, String)
     let bytes = form.photo("image")?;
     let (st2, name) = (st.clone(), s.clone());
     let (out, f, id) = st.pool.run(move || enroll_one(&st2, &gal, &name, &bytes, &form)).await?;
-    st.keys.audit(&c.0, "enroll", Some(&g), Some(&s), &format!("{} added", out.added)).map_err(ApiError::internal)?;
+    audit(&st, &c, "enroll", Some(&g), Some(&s), &format!("{} added", out.added)).await?;
     let status = if out.added > 0 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(json!({"subject": s, "added": out.added, "already_enrolled": out.already, "face_id": id, "face": face_json(&f)}))))
 }
@@ -272,13 +303,12 @@ pub async fn enroll_batch(State(st): S, c: Caller, Path(g): Path<String>, req: R
         .await?;
     let (mut ok, mut failed) = (0usize, 0usize);
     let mut results = Vec::with_capacity(done.len());
+    let mut log = Vec::new();
     for (i, (subject, r)) in done.into_iter().enumerate() {
         match r {
             Ok((out, f, id)) => {
                 ok += 1;
-                st.keys
-                    .audit(&c.0, "enroll", Some(&g), Some(&subject), &format!("{} added (batch)", out.added))
-                    .map_err(ApiError::internal)?;
+                log.push(("enroll", Some(g.clone()), Some(subject.clone()), format!("{} added (batch)", out.added)));
                 let status = if out.added > 0 { 201 } else { 200 };
                 results.push(json!({"index": i, "subject": subject, "status": status, "added": out.added, "already_enrolled": out.already, "face_id": id, "face": face_json(&f)}));
             }
@@ -290,6 +320,7 @@ pub async fn enroll_batch(State(st): S, c: Caller, Path(g): Path<String>, req: R
             }
         }
     }
+    audit_all(&st, &c, log).await?;
     Ok(Json(json!({"enrolled": ok, "failed": failed, "results": results})))
 }
 
@@ -317,7 +348,7 @@ pub async fn delete_face(State(st): S, c: Caller, Path((g, s, id)): Path<(String
     let Some(out) = out else {
         return Err(ApiError::not_found("face_not_found", format!("{s:?} has no face {face_id}")));
     };
-    st.keys.audit(&c.0, "forget_face", Some(&g), Some(&s), &format!("face {face_id}")).map_err(ApiError::internal)?;
+    audit(&st, &c, "forget_face", Some(&g), Some(&s), &format!("face {face_id}")).await?;
     Ok(Json(json!({"subject": s, "deleted": face_id, "erased": out.erased})))
 }
 

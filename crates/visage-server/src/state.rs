@@ -25,6 +25,8 @@ pub struct ServerConfig {
     pub queue: usize,
     /// Largest request body in bytes.
     pub max_body: usize,
+    /// How long a client may take to send its request body (then 408).
+    pub body_timeout: std::time::Duration,
 }
 
 /// The shared state.

@@ -27,6 +27,9 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 20 << 20)]
     pub max_body: usize,
+    /// Seconds a client may take to send its request body; slower ones get 408.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout: u64,
     #[command(flatten)]
     pub photo_opts: crate::context::PhotoOpts,
 }
@@ -70,7 +73,13 @@ pub fn serve(g: &GlobalOpts, a: ServeArgs) -> Result<Outcome> {
     let visage = g.visage()?;
     let liveness = visage_liveness::LivenessModel::shipped();
     let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1);
-    let config = ServerConfig { data: a.data.clone(), workers, queue: a.queue, max_body: a.max_body };
+    let config = ServerConfig {
+        data: a.data.clone(),
+        workers,
+        queue: a.queue,
+        max_body: a.max_body,
+        body_timeout: std::time::Duration::from_secs(a.body_timeout),
+    };
     let state = Arc::new(AppState::new(config, visage, liveness).map_err(anyhow::Error::msg)?);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the async runtime")?;
     rt.block_on(async move {
