@@ -151,14 +151,13 @@ type Acked = Arc<Mutex<Vec<(String, i64)>>>;
 /// Returns the latencies of (enroll, identify), the transport errors, and the 503s.
 fn run_clients(
     base: &str,
-    key: &str,
-    photos: &Arc<Vec<(String, Vec<u8>)>>,
-    probes: &Arc<Vec<Vec<u8>>>,
+    setup: &Setup,
     clients: usize,
     enroll_every: usize,
     deadline: Instant,
     acked: &Acked,
 ) -> (Vec<Duration>, Vec<Duration>, usize, usize) {
+    let (key, photos, probes) = (setup.key.as_str(), &setup.photos, &setup.probes);
     let next = Arc::new(AtomicUsize::new(0));
     let results: Vec<_> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..clients)
@@ -268,8 +267,7 @@ fn concurrent_clients_mixing_enroll_and_identify_lose_no_enrollment() {
     assert_eq!(ok(call("POST", &format!("{}/v1/galleries", srv.base), &s.key, json(serde_json::json!({"name": "load"})))).0, 201);
     let acked: Acked = Default::default();
     let t = Instant::now();
-    let (enr, idf, broken, busy) =
-        run_clients(&srv.base, &s.key, &s.photos, &s.probes, 8, 3, Instant::now() + Duration::from_secs(4), &acked);
+    let (enr, idf, broken, busy) = run_clients(&srv.base, &s, 8, 3, Instant::now() + Duration::from_secs(4), &acked);
     let wall = t.elapsed();
     eprintln!("8 clients, 2 workers, 1 enroll in 3 requests, 4 s:");
     report("  enroll", enr.clone(), wall);
@@ -303,8 +301,7 @@ fn sigkill_under_load_then_restart_loses_nothing_acknowledged() {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     });
-    let (enr, _idf, broken, _) =
-        run_clients(&srv.base, &s.key, &s.photos, &s.probes, 6, 1, Instant::now() + Duration::from_secs(20), &acked);
+    let (enr, _idf, broken, _) = run_clients(&srv.base, &s, 6, 1, Instant::now() + Duration::from_secs(20), &acked);
     killer.join().unwrap();
     let status = srv.child.wait().unwrap();
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
@@ -412,7 +409,8 @@ fn slow_clients_and_hostile_photos_are_answered_while_others_are_served() {
     let mut junk_jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
     junk_jpeg.extend((0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
     let huge = vec![7u8; 5_000_000];
-    let cases: Vec<(&str, Option<(String, Vec<u8>)>, u16, &str)> = vec![
+    type Body = Option<(String, Vec<u8>)>;
+    let cases: Vec<(&str, Body, u16, &str)> = vec![
         ("truncated", Some(multipart(&[], &[("image", &live[..live.len() / 3])])), 400, "bad_photo"),
         ("random bytes after a JPEG marker", Some(multipart(&[], &[("image", &junk_jpeg)])), 400, "bad_photo"),
         ("60000 x 60000 claimed", Some(multipart(&[], &[("image", &png_claiming(60000, 60000))])), 413, "photo_too_large"),
