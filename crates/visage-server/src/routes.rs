@@ -134,7 +134,7 @@ async fn audit_all(
 
 // ---- galleries ----
 
-/// `GET /v1/galleries`.
+/// `GET /v1/galleries`: the tenant's galleries, with their model, metric, threshold and sizes.
 #[utoipa::path(get, path = "/v1/galleries", tag = "galleries", responses((status = 200, body = crate::openapi::GalleryList)))]
 pub async fn list_galleries(State(st): S, c: Caller) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Recognize)?;
@@ -164,7 +164,8 @@ pub struct NewGallery {
     metric: Option<String>,
 }
 
-/// `POST /v1/galleries` `{"name", "metric"}`.
+/// `POST /v1/galleries` `{"name", "metric"}`: a new gallery bound to the model and the metric
+/// (`l2` by default).
 #[utoipa::path(post, path = "/v1/galleries", tag = "galleries", request_body = crate::openapi::NewGallery, responses((status = 201, body = crate::openapi::GalleryInfo)))]
 pub async fn create_gallery(
     State(st): S,
@@ -187,7 +188,7 @@ pub async fn create_gallery(
     Ok((StatusCode::CREATED, Json(json!({"name": b.name, "model": g.contract().model, "metric": metric.name(), "threshold": threshold}))))
 }
 
-/// `DELETE /v1/galleries/{g}`.
+/// `DELETE /v1/galleries/{g}`: the gallery and its files.
 #[utoipa::path(delete, path = "/v1/galleries/{g}", tag = "galleries", params(("g" = String, Path, description = "gallery name")), responses((status = 204, description = "deleted with its files")))]
 pub async fn delete_gallery(State(st): S, c: Caller, Path(g): Path<String>) -> Result<StatusCode, ApiError> {
     c.require(Scope::Admin)?;
@@ -200,7 +201,7 @@ pub async fn delete_gallery(State(st): S, c: Caller, Path(g): Path<String>) -> R
 
 // ---- subjects ----
 
-/// `GET /v1/galleries/{g}/subjects`.
+/// `GET /v1/galleries/{g}/subjects`: the people enrolled, by name, with their face counts.
 #[utoipa::path(get, path = "/v1/galleries/{g}/subjects", tag = "subjects", params(("g" = String, Path, description = "gallery name")), responses((status = 200, body = crate::openapi::SubjectList)))]
 pub async fn list_subjects(State(st): S, c: Caller, Path(g): Path<String>) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Recognize)?;
