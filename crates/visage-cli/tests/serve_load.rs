@@ -472,7 +472,7 @@ fn identify_over_http_against_the_command_line_on_the_same_photos_and_cores() {
         ok(call("POST", &format!("{base}/v1/galleries/load/subjects/p{who}/faces"), &s.key, Some(multipart(&[], &[("image", p)]))));
     }
     // The same photos for both: written to a folder for the command line.
-    let n = 120;
+    let n = 90;
     let photos: Vec<Vec<u8>> = s.photos.iter().skip(1).step_by(2).take(n).map(|p| p.1.clone()).collect();
     let dir = s.data.join("probe-photos");
     std::fs::create_dir_all(&dir).unwrap();
@@ -486,32 +486,34 @@ fn identify_over_http_against_the_command_line_on_the_same_photos_and_cores() {
         ok(call("POST", &format!("{base}/v1/galleries/load/identify"), &s.key, Some(multipart(&[], &[("image", p)]))));
     }
     let photos = Arc::new(photos);
-    let next = Arc::new(AtomicUsize::new(0));
-    let t = Instant::now();
-    let lat: Vec<Duration> = std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..2 * cores)
-            .map(|_| {
-                let (photos, next, base, key) = (photos.clone(), next.clone(), base.clone(), s.key.clone());
-                sc.spawn(move || {
-                    let mut lat = Vec::new();
-                    while let Some(p) = photos.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let t = Instant::now();
-                        let (st, v) =
-                            ok(call("POST", &format!("{base}/v1/galleries/load/identify"), &key, Some(multipart(&[], &[("image", p)]))));
-                        assert_eq!(st, 200, "{v}");
-                        lat.push(t.elapsed());
-                    }
-                    lat
+    let http_pass = || {
+        let next = Arc::new(AtomicUsize::new(0));
+        let t = Instant::now();
+        let lat: Vec<Duration> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..2 * cores)
+                .map(|_| {
+                    let (photos, next, base, key) = (photos.clone(), next.clone(), base.clone(), s.key.clone());
+                    sc.spawn(move || {
+                        let mut lat = Vec::new();
+                        while let Some(p) = photos.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            let t = Instant::now();
+                            let (st, v) = ok(call(
+                                "POST",
+                                &format!("{base}/v1/galleries/load/identify"),
+                                &key,
+                                Some(multipart(&[], &[("image", p)])),
+                            ));
+                            assert_eq!(st, 200, "{v}");
+                            lat.push(t.elapsed());
+                        }
+                        lat
+                    })
                 })
-            })
-            .collect();
-        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
-    });
-    let http_wall = t.elapsed();
-    let http = n as f64 / http_wall.as_secs_f64();
-    report("HTTP identify", lat, http_wall);
-    drop(srv);
-
+                .collect();
+            hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        (t.elapsed(), lat)
+    };
     // The command line on the same photos, gallery and cores; its start-up (loading the
     // models and the gallery) is measured on one photo and taken off.
     let cli = |args: &[&str]| {
@@ -522,14 +524,27 @@ fn identify_over_http_against_the_command_line_on_the_same_photos_and_cores() {
     };
     let one = dir.join("0000.jpg");
     let _ = cli(&[&one.to_string_lossy()]);
-    let startup = cli(&[&one.to_string_lossy()]);
-    let all = cli(&[&dir.to_string_lossy()]);
-    let cli_rate = (n - 1) as f64 / (all - startup).as_secs_f64();
+    // Rounds of one pass each, alternating, and the best of each kept: other work on the
+    // machine slows a pass down, never speeds it up.
+    let (mut http, mut cli_rate) = (0f64, 0f64);
+    for round in 0..3 {
+        let (wall, lat) = http_pass();
+        let rate = n as f64 / wall.as_secs_f64();
+        report(&format!("HTTP identify, round {round}"), lat, wall);
+        http = http.max(rate);
+        let startup = cli(&[&one.to_string_lossy()]);
+        let all = cli(&[&dir.to_string_lossy()]);
+        let rate = (n - 1) as f64 / (all - startup.min(all)).as_secs_f64().max(1e-3);
+        eprintln!(
+            "command line, round {round}: {n} photos in {:.2} s, start-up {:.2} s: {rate:.1}/s",
+            all.as_secs_f64(),
+            startup.as_secs_f64()
+        );
+        cli_rate = cli_rate.max(rate);
+    }
     let ratio = http / cli_rate;
     eprintln!(
-        "identify throughput on {cores} cores, {n} photos: HTTP {http:.1}/s, command line {cli_rate:.1}/s ({:.2} s for all, {:.2} s start-up); HTTP / CLI = {:.0}% (goal >= 90%)",
-        all.as_secs_f64(),
-        startup.as_secs_f64(),
+        "identify throughput on {cores} cores, {n} photos, best of 3: HTTP {http:.1}/s, command line {cli_rate:.1}/s; HTTP / CLI = {:.0}% (goal >= 90%)",
         ratio * 100.0
     );
     // The figure is printed for the record; the bound checked is loose, since other work may

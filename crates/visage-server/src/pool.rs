@@ -1,5 +1,5 @@
-//! The bounded worker pool: photo decoding, detection, embedding and search run on blocking
-//! threads, at most `workers` at once, with at most `queue` more waiting; beyond that a
+//! The bounded worker pool: photo decoding, detection, embedding and search run on rayon's
+//! threads (never on the async executor), at most `workers` at once, with at most `queue` more waiting; beyond that a
 //! request is answered 503 at once rather than queued without bound.
 
 use crate::problem::{ApiError, REQUEST_ID};
@@ -45,7 +45,15 @@ impl Pool {
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let _running = running.map_err(ApiError::internal)?;
         let id = REQUEST_ID.try_with(|id| id.clone()).unwrap_or_default();
-        // The request id goes with the job, so that its errors carry it too.
-        tokio::task::spawn_blocking(move || REQUEST_ID.sync_scope(id, job)).await.map_err(ApiError::internal)?
+        // The job runs on rayon's pool, where the pipeline's own parallel loops (faces, the
+        // engine's GEMMs) run too: they share its threads by work stealing instead of each
+        // job blocking a thread of its own while it waits for them. The request id goes with
+        // the job, so that its errors carry it too; a panic is a 500, not an abort.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        rayon::spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| REQUEST_ID.sync_scope(id, job)));
+            let _ = tx.send(r.unwrap_or_else(|_| Err(ApiError::internal("a photo job panicked"))));
+        });
+        rx.await.map_err(ApiError::internal)?
     }
 }
