@@ -1,6 +1,7 @@
 //! The bounded worker pool: photo decoding, detection, embedding and search run on rayon's
-//! threads (never on the async executor), at most `workers` at once, with at most `queue` more waiting; beyond that a
-//! request is answered 503 at once rather than queued without bound.
+//! threads (never on the async executor), at most `workers` at once, with at most `queue`
+//! more waiting; beyond that a request is answered 503 at once rather than queued without
+//! bound.
 
 use crate::problem::{ApiError, REQUEST_ID};
 use std::sync::atomic::{AtomicUsize, Ordering};
