@@ -6,6 +6,7 @@
 //! bilinear resize changes pixels by one and moves detections. Column positions depend only
 //! on the column, so they are computed once per image; rows are resized in parallel.
 
+use super::fhog::Simd;
 use rayon::prelude::*;
 use visage_core::RgbImage;
 
@@ -53,6 +54,13 @@ pub(crate) fn column_table(w: usize, ow: usize, x_scale: f64) -> ColumnTable {
 
 /// Resizes `src` to `width` x `height` exactly as dlib does.
 pub fn resize_exact(src: &RgbImage, width: u32, height: u32) -> RgbImage {
+    resize_exact_at(src, width, height, Simd::best())
+}
+
+/// [`resize_exact`] with the given vector code (lowered to what this CPU runs; every level
+/// gives identical pixels). Below AVX-512 the vector part runs one pixel per SSE step.
+pub fn resize_exact_at(src: &RgbImage, width: u32, height: u32, level: Simd) -> RgbImage {
+    let level = level.clamp();
     let (w, h) = (src.width() as usize, src.height() as usize);
     let (ow, oh) = (width as usize, height as usize);
     let p = src.as_raw();
@@ -72,6 +80,10 @@ pub fn resize_exact(src: &RgbImage, width: u32, height: u32) -> RgbImage {
         rows.push((top, (top + 1).min(h - 1), y - top as f64));
     }
     let nvec = cols.left.len();
+    #[cfg(target_arch = "x86_64")]
+    let wide = (level == Simd::Avx512).then(|| avx512::Groups::new(&cols));
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = level;
     let convert = |buf: &mut Vec<f32>, row: usize| {
         for (f, &b) in buf[..w * 3].iter_mut().zip(&p[row * w * 3..(row + 1) * w * 3]) {
             *f = b as f32;
@@ -80,7 +92,8 @@ pub fn resize_exact(src: &RgbImage, width: u32, height: u32) -> RgbImage {
     out.par_chunks_mut(ow * 3).zip(rows.par_iter()).with_min_len(32).for_each_init(
         // Two source rows as floats (one spare element so that a 4-lane load at the last
         // pixel stays in bounds), remembered across the output rows of this worker.
-        || (vec![0f32; w * 3 + 1], vec![0f32; w * 3 + 1], usize::MAX, usize::MAX),
+        // (32 spare elements for the 16-lane windows of the AVX-512 code.)
+        || (vec![0f32; w * 3 + 32], vec![0f32; w * 3 + 32], usize::MAX, usize::MAX),
         |(tf, bf, have_t, have_b), (dst, &(top, bot, tb))| {
             if *have_t != top {
                 if *have_b == top {
@@ -97,6 +110,14 @@ pub fn resize_exact(src: &RgbImage, width: u32, height: u32) -> RgbImage {
             }
             let (tbf, itbf) = (tb as f32, (1.0 - tb) as f32);
             let (dv, dt) = dst.split_at_mut(nvec * 3);
+            #[cfg(target_arch = "x86_64")]
+            if let Some(g) = &wide {
+                // SAFETY: `wide` is only built when AVX-512 was detected (level clamped).
+                unsafe { avx512::vector_columns(tf, bf, &cols, g, tbf, itbf, dv) };
+            } else {
+                vector_columns(tf, bf, &cols, tbf, itbf, dv);
+            }
+            #[cfg(not(target_arch = "x86_64"))]
             vector_columns(tf, bf, &cols, tbf, itbf, dv);
             for (o, &(l, r, lr)) in dt.chunks_exact_mut(3).zip(&cols.tail) {
                 for ch in 0..3 {
@@ -162,6 +183,112 @@ fn vector_columns(tf: &[f32], bf: &[f32], cols: &ColumnTable, tbf: f32, itbf: f3
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::ColumnTable;
+    use std::arch::x86_64::*;
+
+    /// The vector columns in groups of 4 output pixels (16 lanes: 4 pixels x RGB + a spare
+    /// lane), each reading a window of 32 floats of the source rows from `base`.
+    pub(super) struct Groups {
+        /// Per group: the window start, or `None` when the 4 pixels span more than 32
+        /// floats (upscaling by less than 1/3 never does; the group then runs 1 pixel a step).
+        base: Vec<Option<usize>>,
+        /// Per group, 16 lanes: where lane (pixel j, channel ch) reads its left sample.
+        idx: Vec<[i32; 16]>,
+        /// `lr` and `ilr` with each pixel's value repeated over its 4 lanes.
+        lr: Vec<f32>,
+        ilr: Vec<f32>,
+    }
+
+    impl Groups {
+        pub(super) fn new(t: &ColumnTable) -> Self {
+            let n = t.left.len() / 4;
+            let mut g = Groups { base: Vec::with_capacity(n), idx: Vec::with_capacity(n), lr: Vec::new(), ilr: Vec::new() };
+            for i in 0..n {
+                let l = &t.left[4 * i..4 * i + 4];
+                let base = l[0] * 3;
+                // Right samples of the spare lane reach 3 * l + 6.
+                let fits = l.iter().all(|&v| v >= l[0] && v * 3 + 6 - base < 32);
+                g.base.push(fits.then_some(base));
+                g.idx.push(std::array::from_fn(|k| if fits { (l[k / 4] * 3 + k % 4 - base) as i32 } else { 0 }));
+            }
+            for i in 0..t.left.len() {
+                for _ in 0..4 {
+                    g.lr.push(t.lr[i]);
+                    g.ilr.push(t.ilr[i]);
+                }
+            }
+            g
+        }
+    }
+
+    /// The vector columns of one output row, 4 pixels per step: per lane exactly what
+    /// [`super::vector_columns`] computes per channel, `((tlf*TL + trf*TR) + blf*BL) + brf*BR`
+    /// in f32, truncated, saturated to a byte as `packus` does.
+    ///
+    /// # Safety
+    /// AVX-512F/BW/VL must be available; `tf`/`bf` must hold 32 floats past every window
+    /// start (the source row plus 32 spare elements).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    pub(super) unsafe fn vector_columns(tf: &[f32], bf: &[f32], t: &ColumnTable, g: &Groups, tbf: f32, itbf: f32, dst: &mut [u8]) {
+        let n = t.left.len();
+        assert!(dst.len() >= n * 3 && g.base.iter().flatten().all(|&b| b + 32 <= tf.len() && b + 32 <= bf.len()));
+        assert!(t.left.iter().all(|&l| l * 3 + 7 <= tf.len() && l * 3 + 7 <= bf.len()));
+        let (itb, tb) = (_mm512_set1_ps(itbf), _mm512_set1_ps(tbf));
+        let three = _mm512_set1_epi32(3);
+        // Bytes 0-2, 4-6, 8-10, 12-14 of the 16 lanes' bytes: the pixels' RGB.
+        let pick = _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -128, -128, -128, -128);
+        for (gi, base) in g.base.iter().enumerate() {
+            let i = 4 * gi;
+            let Some(base) = *base else {
+                // One pixel a step, as the SSE code does.
+                for j in i..i + 4 {
+                    let l = t.left[j] * 3;
+                    let (lr, ilr) = (_mm_set1_ps(t.lr[j]), _mm_set1_ps(t.ilr[j]));
+                    let (itb, tb) = (_mm_set1_ps(itbf), _mm_set1_ps(tbf));
+                    let (tlf, trf, blf, brf) = (_mm_mul_ps(itb, ilr), _mm_mul_ps(itb, lr), _mm_mul_ps(tb, ilr), _mm_mul_ps(tb, lr));
+                    let v = _mm_add_ps(
+                        _mm_add_ps(
+                            _mm_add_ps(
+                                _mm_mul_ps(tlf, _mm_loadu_ps(tf.as_ptr().add(l))),
+                                _mm_mul_ps(trf, _mm_loadu_ps(tf.as_ptr().add(l + 3))),
+                            ),
+                            _mm_mul_ps(blf, _mm_loadu_ps(bf.as_ptr().add(l))),
+                        ),
+                        _mm_mul_ps(brf, _mm_loadu_ps(bf.as_ptr().add(l + 3))),
+                    );
+                    let q = _mm_cvttps_epi32(v);
+                    let q = _mm_packus_epi16(_mm_packs_epi32(q, q), q);
+                    _mm_mask_storeu_epi8(dst.as_mut_ptr().add(j * 3) as *mut i8, 0x7, q);
+                }
+                continue;
+            };
+            let idx = _mm512_loadu_si512(g.idx.as_ptr().add(gi) as *const __m512i);
+            let idx_r = _mm512_add_epi32(idx, three);
+            let lr = _mm512_loadu_ps(g.lr.as_ptr().add(4 * i));
+            let ilr = _mm512_loadu_ps(g.ilr.as_ptr().add(4 * i));
+            let (t0, t1) = (_mm512_loadu_ps(tf.as_ptr().add(base)), _mm512_loadu_ps(tf.as_ptr().add(base + 16)));
+            let (b0, b1) = (_mm512_loadu_ps(bf.as_ptr().add(base)), _mm512_loadu_ps(bf.as_ptr().add(base + 16)));
+            let tl = _mm512_permutex2var_ps(t0, idx, t1);
+            let tr = _mm512_permutex2var_ps(t0, idx_r, t1);
+            let bl = _mm512_permutex2var_ps(b0, idx, b1);
+            let br = _mm512_permutex2var_ps(b0, idx_r, b1);
+            let (tlf, trf, blf, brf) = (_mm512_mul_ps(itb, ilr), _mm512_mul_ps(itb, lr), _mm512_mul_ps(tb, ilr), _mm512_mul_ps(tb, lr));
+            let v = _mm512_add_ps(
+                _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(tlf, tl), _mm512_mul_ps(trf, tr)), _mm512_mul_ps(blf, bl)),
+                _mm512_mul_ps(brf, br),
+            );
+            // packs_epi32 then packus_epi16 clamp a lane to [0, 255]; so does the unsigned
+            // saturation of non-negative lanes (cvtt gives i32::MIN, negative, only for NaN
+            // or out-of-range values, which a convex sum of bytes never is).
+            let q = _mm512_cvttps_epi32(v);
+            let q = _mm512_cvtusepi32_epi8(_mm512_max_epi32(q, _mm512_setzero_si512()));
+            _mm_mask_storeu_epi8(dst.as_mut_ptr().add(i * 3) as *mut i8, 0x0fff, _mm_shuffle_epi8(q, pick));
+        }
+    }
+}
+
 /// dlib's `pyramid_up` (pyramid_down<2> geometry): (2H+1) rows x (2W+2) columns.
 pub fn pyramid_up(src: &RgbImage) -> RgbImage {
     resize_exact(src, 2 * src.width() + 2, 2 * src.height() + 1)
@@ -221,6 +348,29 @@ mod tests {
     #[test]
     fn lround_is_half_away_from_zero() {
         assert_eq!((lround(2.5), lround(-2.5), lround(-0.25), lround(0.49)), (3, -3, 0, 0));
+    }
+
+    #[test]
+    fn every_vector_level_resizes_to_identical_pixels() {
+        eprintln!("vector code on this CPU: {:?}", Simd::best());
+        let mut seed = 7u32;
+        for (w, h) in [(250u32, 250u32), (37, 29), (640, 443), (9, 9), (101, 64)] {
+            let img = RgbImage::from_fn(w, h, |_, _| {
+                let mut c = [0u8; 3];
+                for v in &mut c {
+                    seed = seed.wrapping_mul(1103515245).wrapping_add(12345);
+                    *v = (seed >> 16) as u8;
+                }
+                image::Rgb(c)
+            });
+            // pyramid_down<6> levels, pyramid_up, and a few odd scales (up to 4x, down to 1/5).
+            let sizes = [(5 * w / 6, 5 * h / 6), (2 * w + 2, 2 * h + 1), (w / 5 + 1, h / 3 + 1), (4 * w, 3 * h), (w + 7, h)];
+            for (ow, oh) in sizes {
+                let reference = resize_exact_at(&img, ow, oh, Simd::Avx2);
+                let wide = resize_exact_at(&img, ow, oh, Simd::Avx512);
+                assert!(reference == wide, "{w}x{h} -> {ow}x{oh}");
+            }
+        }
     }
 
     #[test]

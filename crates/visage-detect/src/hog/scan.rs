@@ -6,15 +6,20 @@
 //! `(p0+p3+p6+p9) + ((p1+p4+p7) + (p2+p5+p8))`; in the remaining right-hand columns strictly
 //! left to right. Keeping these orders makes the scores equal to dlib's bit for bit.
 
-use super::fhog::FhogPlanes;
+use super::fhog::{FhogPlanes, Simd};
 use super::model::{LinearDetector, FILTER, PLANES};
 
 /// The saliency map of one detector on one level (`rows x cols`, valid in [5, dim-5]).
 ///
-/// `simd` asks for the AVX2 path, which runs only where this CPU has AVX2 (checked here);
-/// both paths give identical bits.
+/// `simd` asks for the widest vector code this CPU runs (AVX-512 or AVX2, checked here);
+/// every path gives identical bits.
 pub fn saliency(f: &FhogPlanes, det: &LinearDetector, simd: bool) -> Vec<f32> {
-    let simd = simd && super::fhog::avx2_available();
+    saliency_at(f, det, Simd::from_flag(simd))
+}
+
+/// [`saliency`] with the given vector code (lowered to what this CPU runs).
+pub fn saliency_at(f: &FhogPlanes, det: &LinearDetector, level: Simd) -> Vec<f32> {
+    let level = level.clamp();
     let (rows, cols) = (f.rows, f.cols);
     let mut s = vec![0f32; rows * cols];
     if rows < FILTER || cols < FILTER {
@@ -34,14 +39,13 @@ pub fn saliency(f: &FhogPlanes, det: &LinearDetector, simd: bool) -> Vec<f32> {
         let plane = f.plane(p);
         for comp in &det.planes[p] {
             #[cfg(target_arch = "x86_64")]
-            if simd {
-                // SAFETY: `simd` is only true when AVX2 was detected on this CPU (above); the
-                // kernel's indices stay inside the planes and buffers sized rows x cols.
-                unsafe { avx2::component(plane, &comp.row, &comp.col, &mut tmp, &mut s, &geo, first) };
+            if level != Simd::Scalar {
+                // SAFETY: `level` was clamped to what this CPU runs (above); the kernels'
+                // indices stay inside the planes and buffers sized rows x cols.
+                unsafe { avx2::component(plane, &comp.row, &comp.col, &mut tmp, &mut s, &geo, first, level == Simd::Avx512) };
                 first = false;
                 continue;
             }
-            let _ = simd;
             component_scalar(plane, &comp.row, &comp.col, &mut tmp, &mut s, &geo, first, 5);
             first = false;
         }
@@ -207,10 +211,12 @@ mod avx2 {
         }
     }
 
-    /// One component: vector columns with AVX2, the scalar-class tail masked.
+    /// One component: vector columns with AVX2 (with AVX-512 when `wide`), the scalar-class
+    /// tail masked.
     ///
     /// # Safety
-    /// AVX2 must be available and the buffers sized `g.rows * g.cols`.
+    /// AVX2 (and AVX-512F when `wide`) must be available and the buffers sized
+    /// `g.rows * g.cols`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn component(
@@ -221,10 +227,76 @@ mod avx2 {
         s: &mut [f32],
         g: &Geometry,
         first: bool,
+        wide: bool,
     ) {
-        blocks(plane, row, col, tmp, s, g, first);
+        if wide {
+            super::avx512::blocks(plane, row, col, tmp, s, g, first);
+        } else {
+            blocks(plane, row, col, tmp, s, g, first);
+        }
         if g.vec_end < g.c_end {
             tail(plane, row, col, tmp, s, g, first);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Geometry, FILTER};
+    use std::arch::x86_64::*;
+
+    /// dlib's 8-lane sum on 16 lanes (two of its blocks side by side).
+    #[inline(always)]
+    unsafe fn sum(p: &[__m512; FILTER]) -> __m512 {
+        let a = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(p[0], p[3]), p[6]), p[9]);
+        let b = _mm512_add_ps(_mm512_add_ps(p[1], p[4]), p[7]);
+        let c = _mm512_add_ps(_mm512_add_ps(p[2], p[5]), p[8]);
+        _mm512_add_ps(a, _mm512_add_ps(b, c))
+    }
+
+    /// The vector columns [5, vec_end): 16 at a time, then the last block of 8 (if any) with
+    /// 8 lanes. Every lane computes exactly what [`super::avx2::blocks`] computes.
+    ///
+    /// # Safety
+    /// AVX-512F must be available and the buffers sized `g.rows * g.cols`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx2")]
+    pub(super) unsafe fn blocks(
+        plane: &[f32],
+        row: &[f32; FILTER],
+        col: &[f32; FILTER],
+        tmp: &mut [f32],
+        s: &mut [f32],
+        g: &Geometry,
+        first: bool,
+    ) {
+        let cols = g.cols;
+        let rt: [__m512; FILTER] = std::array::from_fn(|n| _mm512_set1_ps(row[n]));
+        let ct: [__m512; FILTER] = std::array::from_fn(|n| _mm512_set1_ps(col[n]));
+        let (src, t, out) = (plane.as_ptr(), tmp.as_mut_ptr(), s.as_mut_ptr());
+        // The last 8-column block, when the blocks are odd in number, runs with a half mask.
+        let half: __mmask16 = 0x00ff;
+        for r in 0..g.rows {
+            let mut c = 5;
+            while c < g.vec_end {
+                let m = if c + 16 <= g.vec_end { !0 } else { half };
+                let base = src.add(r * cols + c - 5);
+                let p: [__m512; FILTER] = std::array::from_fn(|n| _mm512_mul_ps(_mm512_maskz_loadu_ps(m, base.add(n)), rt[n]));
+                _mm512_mask_storeu_ps(t.add(r * cols + c), m, sum(&p));
+                c += 16;
+            }
+        }
+        for r in 5..g.r_end {
+            let mut c = 5;
+            while c < g.vec_end {
+                let m = if c + 16 <= g.vec_end { !0 } else { half };
+                let base = t.add((r - 5) * cols + c);
+                let p: [__m512; FILTER] = std::array::from_fn(|k| _mm512_mul_ps(_mm512_maskz_loadu_ps(m, base.add(k * cols)), ct[k]));
+                let u = sum(&p);
+                let o = out.add(r * cols + c);
+                _mm512_mask_storeu_ps(o, m, if first { u } else { _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), u) });
+                c += 16;
+            }
         }
     }
 }
@@ -242,6 +314,7 @@ mod tests {
 
     #[test]
     fn simd_and_scalar_saliency_are_bit_identical() {
+        eprintln!("vector code on this CPU: {:?}", Simd::best());
         if !crate::hog::fhog::avx2_available() {
             eprintln!("SKIP: no AVX2");
             return;
@@ -257,9 +330,11 @@ mod tests {
                 .collect();
             let f = FhogPlanes { rows, cols, data };
             for det in &model.detectors {
-                let a = saliency(&f, det, true);
-                let b = saliency(&f, det, false);
-                assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{rows}x{cols}");
+                let b = saliency_at(&f, det, Simd::Scalar);
+                for level in [Simd::Avx2, Simd::Avx512] {
+                    let a = saliency_at(&f, det, level);
+                    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{rows}x{cols} {level:?}");
+                }
             }
         }
     }
