@@ -81,7 +81,7 @@ pub fn resize_exact_at(src: &RgbImage, width: u32, height: u32, level: Simd) -> 
     }
     let nvec = cols.left.len();
     #[cfg(target_arch = "x86_64")]
-    let wide = (level == Simd::Avx512).then(|| avx512::Groups::new(&cols));
+    let wide = (level == Simd::Avx512).then(|| avx512::Groups::new(&cols, w * 3 + 32));
     #[cfg(not(target_arch = "x86_64"))]
     let _ = level;
     let convert = |buf: &mut Vec<f32>, row: usize| {
@@ -199,17 +199,21 @@ mod avx512 {
         /// `lr` and `ilr` with each pixel's value repeated over its 4 lanes.
         lr: Vec<f32>,
         ilr: Vec<f32>,
+        /// The length of the source row buffers every window and sample was checked against.
+        buf_len: usize,
     }
 
     impl Groups {
-        pub(super) fn new(t: &ColumnTable) -> Self {
+        /// The groups of `t`, for source rows held in buffers of `buf_len` floats.
+        pub(super) fn new(t: &ColumnTable, buf_len: usize) -> Self {
             let n = t.left.len() / 4;
-            let mut g = Groups { base: Vec::with_capacity(n), idx: Vec::with_capacity(n), lr: Vec::new(), ilr: Vec::new() };
+            assert!(t.left.iter().all(|&l| l * 3 + 7 <= buf_len));
+            let mut g = Groups { base: Vec::with_capacity(n), idx: Vec::with_capacity(n), lr: Vec::new(), ilr: Vec::new(), buf_len };
             for i in 0..n {
                 let l = &t.left[4 * i..4 * i + 4];
                 let base = l[0] * 3;
                 // Right samples of the spare lane reach 3 * l + 6.
-                let fits = l.iter().all(|&v| v >= l[0] && v * 3 + 6 - base < 32);
+                let fits = l.iter().all(|&v| v >= l[0] && v * 3 + 6 - base < 32) && base + 32 <= buf_len;
                 g.base.push(fits.then_some(base));
                 g.idx.push(std::array::from_fn(|k| if fits { (l[k / 4] * 3 + k % 4 - base) as i32 } else { 0 }));
             }
@@ -228,13 +232,12 @@ mod avx512 {
     /// in f32, truncated, saturated to a byte as `packus` does.
     ///
     /// # Safety
-    /// AVX-512F/BW/VL must be available; `tf`/`bf` must hold 32 floats past every window
-    /// start (the source row plus 32 spare elements).
+    /// AVX-512F/BW/VL must be available; `g` must be built from `t`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
     pub(super) unsafe fn vector_columns(tf: &[f32], bf: &[f32], t: &ColumnTable, g: &Groups, tbf: f32, itbf: f32, dst: &mut [u8]) {
         let n = t.left.len();
-        assert!(dst.len() >= n * 3 && g.base.iter().flatten().all(|&b| b + 32 <= tf.len() && b + 32 <= bf.len()));
-        assert!(t.left.iter().all(|&l| l * 3 + 7 <= tf.len() && l * 3 + 7 <= bf.len()));
+        // Every window and sample position was checked against `buf_len` by `Groups::new`.
+        assert!(dst.len() >= n * 3 && tf.len() >= g.buf_len && bf.len() >= g.buf_len && g.base.len() * 4 == n);
         let (itb, tb) = (_mm512_set1_ps(itbf), _mm512_set1_ps(tbf));
         let three = _mm512_set1_epi32(3);
         // Bytes 0-2, 4-6, 8-10, 12-14 of the 16 lanes' bytes: the pixels' RGB.
