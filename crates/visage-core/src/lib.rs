@@ -7,6 +7,7 @@
 //! * [`similarity`]: least-squares similarity transforms between point sets.
 //! * [`metric`]: distances between embeddings.
 //! * [`descriptor`]: what an embedding model is (id, dimension, chip, thresholds).
+//! * [`pair_head`]: a trained Siamese head, the probability that two embeddings are one person.
 //! * [`rng`]: the one deterministic random generator (jitter, synthetic data, tests).
 //! * [`stage`]: the pipeline's stages as traits (detector, landmarker, embedder).
 
@@ -16,6 +17,7 @@ pub mod descriptor;
 pub mod geometry;
 pub mod image_io;
 pub mod metric;
+pub mod pair_head;
 pub mod pyramid;
 pub mod rng;
 pub mod similarity;
@@ -26,6 +28,7 @@ pub use geometry::{DPoint, DRect, Point, Rect};
 pub use image::RgbImage;
 pub use image_io::{ImageError, ImageLimits};
 pub use metric::Metric;
+pub use pair_head::{HeadError, HeadKind, PairHead};
 pub use pyramid::PyramidDown;
 pub use rng::SeededRng;
 pub use stage::{AlignedChip, Detection, DetectorSource, FaceDetector, FaceEmbedder, Landmarker, StageError};

@@ -24,17 +24,7 @@ use burn::module::{Module, Param};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
-/// Added to the chi-squared denominator `|f_ik| + |f_jk|`.
-pub const CHI2_EPS: f64 = 1e-6;
-
-/// The per-component comparison the head weighs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeadKind {
-    /// `|f_ik - f_jk|`.
-    Abs,
-    /// `(f_ik - f_jk)^2 / (|f_ik| + |f_jk| + eps)`.
-    Chi2,
-}
+pub use visage_core::pair_head::{HeadKind, CHI2_EPS};
 
 /// A Siamese binary head: one weight per embedding component and a bias.
 #[derive(Module, Debug)]
@@ -92,6 +82,16 @@ impl SiameseHead {
     /// The probability that each pair is one person (`[n]`).
     pub fn probability(&self, fi: Tensor<2>, fj: Tensor<2>) -> Tensor<1> {
         sigmoid(self.logits(fi, fj))
+    }
+
+    /// The head as visage runs it at inference (no burn): the same weights and bias, for the
+    /// embeddings of `model` (a model descriptor's id), deciding "same" at `threshold`.
+    pub fn to_pair_head(&self, model: &str, threshold: f64) -> visage_core::PairHead {
+        let weights = crate::tensors::values(self.weight.val());
+        let bias = crate::tensors::values(self.bias.val())[0];
+        let mut h = visage_core::PairHead::new(self.kind, model, weights, bias);
+        h.threshold = threshold;
+        h
     }
 
     /// Binary cross-entropy from logits against `same` (1 same person, 0 not), reduced.

@@ -120,3 +120,20 @@ fn chi2_on_signed_embeddings_is_bounded_and_finite() {
     let g: Vec<f32> = values(a.grad(&grads).unwrap()).into_iter().chain(values(b.grad(&grads).unwrap())).collect();
     assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
 }
+
+#[test]
+fn the_exported_head_gives_burn_s_probabilities_without_burn() {
+    // What `visage train head` writes and every command reads: a visage_core::PairHead,
+    // computed in plain Rust. Its probabilities must be burn's.
+    let dev = train_device();
+    for kind in [HeadKind::Abs, HeadKind::Chi2] {
+        let head = SiameseHead::from_values(kind, &W, B, &dev);
+        let burn_p = values(head.probability(matrix(&FI, 3, D, &dev), matrix(&FJ, 3, D, &dev)));
+        let exported = head.to_pair_head("test-model", 0.5);
+        assert_eq!((exported.kind, exported.dim(), exported.model.as_str()), (kind, D, "test-model"));
+        for r in 0..3 {
+            let p = exported.probability(&FI[r * D..(r + 1) * D], &FJ[r * D..(r + 1) * D]);
+            assert!((p - burn_p[r] as f64).abs() < 1e-6, "{kind}: pair {r}: {p} vs burn {}", burn_p[r]);
+        }
+    }
+}
