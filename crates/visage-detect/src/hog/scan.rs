@@ -32,8 +32,19 @@ pub fn saliency_at(f: &FhogPlanes, det: &LinearDetector, level: Simd) -> Vec<f32
     while vec_end + 7 < c_end {
         vec_end += 8;
     }
-    let geo = Geometry { rows, cols, r_end, c_end, vec_end };
-    let mut tmp = vec![0f32; rows * cols];
+    // With AVX-512 the intermediate rows and the sums live in padded buffers whose column 5
+    // is 64-byte aligned (the vertical pass then reads and writes whole cache lines); the
+    // sums are copied out at the end.
+    let wide = level == Simd::Avx512;
+    let (stride, pad) = if wide { (cols.next_multiple_of(16) + 16, 16) } else { (cols, 0) };
+    let mut tmp_buf = vec![0f32; rows * stride + pad];
+    let mut s_buf = if wide { vec![0f32; rows * stride + pad] } else { Vec::new() };
+    // Offsets that put column 5 on a 64-byte boundary (the buffers are 4-byte aligned).
+    let align = |v: &Vec<f32>| if wide { (16 - (v.as_ptr() as usize / 4 + 5) % 16) % 16 } else { 0 };
+    let (t_off, s_off) = (align(&tmp_buf), align(&s_buf));
+    let geo = Geometry { rows, cols, r_end, c_end, vec_end, stride };
+    let tmp = &mut tmp_buf[t_off..t_off + rows * stride];
+    let sums: &mut [f32] = if wide { &mut s_buf[s_off..s_off + rows * stride] } else { &mut s };
     let mut first = true;
     for p in 0..PLANES {
         let plane = f.plane(p);
@@ -41,14 +52,22 @@ pub fn saliency_at(f: &FhogPlanes, det: &LinearDetector, level: Simd) -> Vec<f32
             #[cfg(target_arch = "x86_64")]
             if level != Simd::Scalar {
                 // SAFETY: `level` was clamped to what this CPU runs (above); the kernels'
-                // indices stay inside the planes and buffers sized rows x cols.
-                unsafe { avx2::component(plane, &comp.row, &comp.col, &mut tmp, &mut s, &geo, first, level == Simd::Avx512) };
+                // indices stay inside the planes (rows x cols) and the buffers
+                // (rows x stride).
+                unsafe { avx2::component(plane, &comp.row, &comp.col, tmp, sums, &geo, first, wide) };
                 first = false;
                 continue;
             }
-            component_scalar(plane, &comp.row, &comp.col, &mut tmp, &mut s, &geo, first, 5);
+            component_scalar(plane, &comp.row, &comp.col, tmp, sums, &geo, first, 5);
             first = false;
         }
+    }
+    if wide {
+        let mut out = vec![0f32; rows * cols];
+        for (dst, src) in out.chunks_exact_mut(cols).zip(sums.chunks_exact(stride)) {
+            dst.copy_from_slice(&src[..cols]);
+        }
+        return out;
     }
     s
 }
@@ -60,6 +79,8 @@ pub(crate) struct Geometry {
     r_end: usize,
     c_end: usize,
     vec_end: usize,
+    /// Row stride of the intermediate and sum buffers (the planes' is `cols`).
+    stride: usize,
 }
 
 /// One rank-1 component over columns [from, c_end) (scalar code; `from` = 5 does them all).
@@ -78,14 +99,14 @@ fn component_scalar(
     for r in 0..g.rows {
         for c in from..g.c_end {
             let prod: [f32; FILTER] = std::array::from_fn(|n| plane[r * cols + c - 5 + n] * row[n]);
-            tmp[r * cols + c] = if c < g.vec_end { vector_sum(&prod) } else { scalar_sum(&prod) };
+            tmp[r * g.stride + c] = if c < g.vec_end { vector_sum(&prod) } else { scalar_sum(&prod) };
         }
     }
     for r in 5..g.r_end {
         for c in from..g.c_end {
-            let prod: [f32; FILTER] = std::array::from_fn(|m| tmp[(r - 5 + m) * cols + c] * col[m]);
+            let prod: [f32; FILTER] = std::array::from_fn(|m| tmp[(r - 5 + m) * g.stride + c] * col[m]);
             let u = if c < g.vec_end { vector_sum(&prod) } else { scalar_sum(&prod) };
-            let cell = &mut s[r * cols + c];
+            let cell = &mut s[r * g.stride + c];
             *cell = if first { u } else { *cell + u };
         }
     }
@@ -157,14 +178,14 @@ mod avx2 {
         for r in 0..g.rows {
             let base = plane.as_ptr().add(r * cols + c - 5);
             let p: [__m256; FILTER] = std::array::from_fn(|n| _mm256_mul_ps(_mm256_maskload_ps(base.add(n), mask), _mm256_set1_ps(row[n])));
-            _mm256_maskstore_ps(tmp.as_mut_ptr().add(r * cols + c), mask, seq(p));
+            _mm256_maskstore_ps(tmp.as_mut_ptr().add(r * g.stride + c), mask, seq(p));
         }
         for r in 5..g.r_end {
-            let base = tmp.as_ptr().add((r - 5) * cols + c);
+            let base = tmp.as_ptr().add((r - 5) * g.stride + c);
             let p: [__m256; FILTER] =
-                std::array::from_fn(|m| _mm256_mul_ps(_mm256_maskload_ps(base.add(m * cols), mask), _mm256_set1_ps(col[m])));
+                std::array::from_fn(|m| _mm256_mul_ps(_mm256_maskload_ps(base.add(m * g.stride), mask), _mm256_set1_ps(col[m])));
             let u = seq(p);
-            let o = s.as_mut_ptr().add(r * cols + c);
+            let o = s.as_mut_ptr().add(r * g.stride + c);
             let v = if first { u } else { _mm256_add_ps(_mm256_maskload_ps(o, mask), u) };
             _mm256_maskstore_ps(o, mask, v);
         }
@@ -194,17 +215,17 @@ mod avx2 {
             while c < g.vec_end {
                 let base = src.add(r * cols + c - 5);
                 let p: [__m256; FILTER] = std::array::from_fn(|n| _mm256_mul_ps(_mm256_loadu_ps(base.add(n)), rt[n]));
-                _mm256_storeu_ps(t.add(r * cols + c), sum(&p));
+                _mm256_storeu_ps(t.add(r * g.stride + c), sum(&p));
                 c += 8;
             }
         }
         for r in 5..g.r_end {
             let mut c = 5;
             while c < g.vec_end {
-                let base = t.add((r - 5) * cols + c);
-                let p: [__m256; FILTER] = std::array::from_fn(|m| _mm256_mul_ps(_mm256_loadu_ps(base.add(m * cols)), ct[m]));
+                let base = t.add((r - 5) * g.stride + c);
+                let p: [__m256; FILTER] = std::array::from_fn(|m| _mm256_mul_ps(_mm256_loadu_ps(base.add(m * g.stride)), ct[m]));
                 let u = sum(&p);
-                let o = out.add(r * cols + c);
+                let o = out.add(r * g.stride + c);
                 _mm256_storeu_ps(o, if first { u } else { _mm256_add_ps(_mm256_loadu_ps(o), u) });
                 c += 8;
             }
@@ -216,7 +237,7 @@ mod avx2 {
     ///
     /// # Safety
     /// AVX2 (and AVX-512F when `wide`) must be available and the buffers sized
-    /// `g.rows * g.cols`.
+    /// `g.rows * g.cols` (the plane) and `g.rows * g.stride` (the buffers).
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn component(
@@ -258,7 +279,8 @@ mod avx512 {
     /// 8 lanes. Every lane computes exactly what [`super::avx2::blocks`] computes.
     ///
     /// # Safety
-    /// AVX-512F must be available and the buffers sized `g.rows * g.cols`.
+    /// AVX-512F must be available, the plane sized `g.rows * g.cols` and the buffers
+    /// `g.rows * g.stride`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx2")]
     pub(super) unsafe fn blocks(
@@ -282,7 +304,7 @@ mod avx512 {
                 let m = if c + 16 <= g.vec_end { !0 } else { half };
                 let base = src.add(r * cols + c - 5);
                 let p: [__m512; FILTER] = std::array::from_fn(|n| _mm512_mul_ps(_mm512_maskz_loadu_ps(m, base.add(n)), rt[n]));
-                _mm512_mask_storeu_ps(t.add(r * cols + c), m, sum(&p));
+                _mm512_mask_storeu_ps(t.add(r * g.stride + c), m, sum(&p));
                 c += 16;
             }
         }
@@ -290,10 +312,10 @@ mod avx512 {
             let mut c = 5;
             while c < g.vec_end {
                 let m = if c + 16 <= g.vec_end { !0 } else { half };
-                let base = t.add((r - 5) * cols + c);
-                let p: [__m512; FILTER] = std::array::from_fn(|k| _mm512_mul_ps(_mm512_maskz_loadu_ps(m, base.add(k * cols)), ct[k]));
+                let base = t.add((r - 5) * g.stride + c);
+                let p: [__m512; FILTER] = std::array::from_fn(|k| _mm512_mul_ps(_mm512_maskz_loadu_ps(m, base.add(k * g.stride)), ct[k]));
                 let u = sum(&p);
-                let o = out.add(r * cols + c);
+                let o = out.add(r * g.stride + c);
                 _mm512_mask_storeu_ps(o, m, if first { u } else { _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), u) });
                 c += 16;
             }
