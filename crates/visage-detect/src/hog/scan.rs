@@ -21,9 +21,8 @@ pub fn saliency(f: &FhogPlanes, det: &LinearDetector, simd: bool) -> Vec<f32> {
 pub fn saliency_at(f: &FhogPlanes, det: &LinearDetector, level: Simd) -> Vec<f32> {
     let level = level.clamp();
     let (rows, cols) = (f.rows, f.cols);
-    let mut s = vec![0f32; rows * cols];
     if rows < FILTER || cols < FILTER {
-        return s;
+        return vec![0f32; rows * cols];
     }
     let c_end = cols - 4; // columns [5, c_end)
     let r_end = rows - 4; // rows [5, r_end) of the vertical pass
@@ -38,13 +37,14 @@ pub fn saliency_at(f: &FhogPlanes, det: &LinearDetector, level: Simd) -> Vec<f32
     let wide = level == Simd::Avx512;
     let (stride, pad) = if wide { (cols.next_multiple_of(16) + 16, 16) } else { (cols, 0) };
     let mut tmp_buf = vec![0f32; rows * stride + pad];
-    let mut s_buf = if wide { vec![0f32; rows * stride + pad] } else { Vec::new() };
+    // The sums: rows x cols as returned, or padded like `tmp_buf` and copied out at the end.
+    let mut s_buf = vec![0f32; rows * stride + pad];
     // Offsets that put column 5 on a 64-byte boundary (the buffers are 4-byte aligned).
     let align = |v: &Vec<f32>| if wide { (16 - (v.as_ptr() as usize / 4 + 5) % 16) % 16 } else { 0 };
     let (t_off, s_off) = (align(&tmp_buf), align(&s_buf));
     let geo = Geometry { rows, cols, r_end, c_end, vec_end, stride };
     let tmp = &mut tmp_buf[t_off..t_off + rows * stride];
-    let sums: &mut [f32] = if wide { &mut s_buf[s_off..s_off + rows * stride] } else { &mut s };
+    let sums = &mut s_buf[s_off..s_off + rows * stride];
     let mut first = true;
     for p in 0..PLANES {
         let plane = f.plane(p);
@@ -62,14 +62,14 @@ pub fn saliency_at(f: &FhogPlanes, det: &LinearDetector, level: Simd) -> Vec<f32
             first = false;
         }
     }
-    if wide {
-        let mut out = vec![0f32; rows * cols];
-        for (dst, src) in out.chunks_exact_mut(cols).zip(sums.chunks_exact(stride)) {
-            dst.copy_from_slice(&src[..cols]);
-        }
-        return out;
+    if !wide {
+        return s_buf;
     }
-    s
+    let mut out = vec![0f32; rows * cols];
+    for (dst, src) in out.chunks_exact_mut(cols).zip(sums.chunks_exact(stride)) {
+        dst.copy_from_slice(&src[..cols]);
+    }
+    out
 }
 
 /// Plane geometry of one scan.
