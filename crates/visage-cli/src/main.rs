@@ -89,6 +89,27 @@ enum Command {
     /// Create, list and revoke the API keys of `visage serve`.
     #[command(subcommand)]
     Keys(cmd::serve::KeysCommand),
+    /// Train: a Siamese head on the model's embeddings (`visage train head`).
+    #[cfg(feature = "train")]
+    Train(TrainArgs),
+    /// Train (this build has no training: build with `--features train`).
+    #[cfg(not(feature = "train"))]
+    #[command(hide = true)]
+    Train {
+        /// Ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// `visage train`: the photo options, then what to train.
+#[cfg(feature = "train")]
+#[derive(clap::Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    photo_opts: PhotoOpts,
+    #[command(subcommand)]
+    command: cmd::train::TrainCommand,
 }
 
 /// `visage subjects`: the gallery option, then the sub-command.
@@ -197,6 +218,12 @@ fn main() -> ExitCode {
         Command::Liveness(a) => cmd::liveness::run(&top.with(Some(a.photo_opts()), None), a),
         Command::Serve(a) => cmd::serve::serve(&top.with(Some(&a.photo_opts), None), a),
         Command::Keys(c) => cmd::serve::keys(c),
+        #[cfg(feature = "train")]
+        Command::Train(a) => cmd::train::run(&top.with(Some(&a.photo_opts), None), a.command),
+        #[cfg(not(feature = "train"))]
+        Command::Train { .. } => Err(anyhow::anyhow!(
+            "this visage was built without training; build it with `cargo build --release -p visage-cli --features train`"
+        )),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

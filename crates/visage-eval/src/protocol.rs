@@ -100,11 +100,26 @@ pub use visage_gallery::calibrate::threshold_at_far;
 
 /// Runs the protocol over `folds` folds: thresholds are always chosen on the other folds.
 pub fn evaluate(pairs: &[Scored], folds: usize, target_far: f64) -> Protocol {
+    evaluate_per_fold(folds, target_far, |k| {
+        let split = |test: bool| pairs.iter().filter(|p| (p.fold == k) == test).map(|p| (p.distance, p.same)).collect();
+        (split(false), split(true))
+    })
+}
+
+/// The protocol when the scores themselves depend on the test fold, as when a model (a
+/// Siamese head) is trained for each test fold on the other folds: `score_fold(k)` gives the
+/// training pairs' and the test pairs' scores `(distance-like score, same)` for test fold `k`,
+/// both computed by what was trained without fold `k`. The threshold is chosen on the
+/// training scores, as in [`evaluate`].
+pub fn evaluate_per_fold(
+    folds: usize,
+    target_far: f64,
+    mut score_fold: impl FnMut(usize) -> (Vec<(f64, bool)>, Vec<(f64, bool)>),
+) -> Protocol {
     assert!(folds >= 2, "need at least 2 folds");
     let mut results = Vec::with_capacity(folds);
     for k in 0..folds {
-        let train: Vec<(f64, bool)> = pairs.iter().filter(|p| p.fold != k).map(|p| (p.distance, p.same)).collect();
-        let test: Vec<(f64, bool)> = pairs.iter().filter(|p| p.fold == k).map(|p| (p.distance, p.same)).collect();
+        let (train, test) = score_fold(k);
         assert!(!test.is_empty() && !train.is_empty(), "fold {k} is empty");
         let threshold = best_threshold(&train);
         let train_impostors: Vec<f64> = train.iter().filter(|p| !p.1).map(|p| p.0).collect();
@@ -191,5 +206,34 @@ mod tests {
         let imp: Vec<f64> = (1..=10).map(|i| i as f64 / 10.0).collect();
         assert!((threshold_at_far(&imp, 0.1) - 0.2).abs() < 1e-12);
         assert!((threshold_at_far(&imp, 0.0) - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn per_fold_scores_are_asked_for_each_test_fold_and_never_mixed() {
+        // A scorer that depends on the test fold: for test fold k it scores every pair as
+        // |k - fold| (training pairs) or by the pair's own truth (test pairs).
+        let mut asked = Vec::new();
+        let p = evaluate_per_fold(3, 0.5, |k| {
+            asked.push(k);
+            let train = vec![(0.1, true), (0.9, false), (0.2 + k as f64, true), (5.0, false)];
+            let test = vec![(0.0, true), (10.0, false)];
+            (train, test)
+        });
+        assert_eq!(asked, vec![0, 1, 2]);
+        assert!(p.folds.iter().all(|f| f.accuracy == 1.0));
+        // Fold 0's training distances: genuine 0.1, 0.2; impostor 0.9, 5.0 -> the only best
+        // threshold is the gap's midpoint 0.55; fold 2's: genuine 0.1, 2.2; impostors 0.9, 5.0
+        // -> best 3 of 4 at midpoints 0.5 (below 0.9) and 3.6 (between 2.2 and 5): tied; the
+        // middle one (index 1) is 3.6.
+        assert!((p.folds[0].threshold - 0.55).abs() < 1e-12);
+        assert!((p.folds[2].threshold - 3.6).abs() < 1e-12, "{}", p.folds[2].threshold);
+        // The fixed-score protocol is the per-fold one with fold-independent scores.
+        let fixed = evaluate(&ten_folds(), 10, 0.1);
+        let v = ten_folds();
+        let per = evaluate_per_fold(10, 0.1, |k| {
+            let s = |t: bool| v.iter().filter(|p| (p.fold == k) == t).map(|p| (p.distance, p.same)).collect();
+            (s(false), s(true))
+        });
+        assert_eq!(format!("{:?}", fixed.folds), format!("{:?}", per.folds));
     }
 }

@@ -1067,6 +1067,25 @@ impl Gallery {
         Ok(Some(ForgetOutcome { templates: 1, erased }))
     }
 
+    /// The embeddings of one subject's templates, oldest first (for a Siamese head, which
+    /// scores a probe against each of them); an unknown name is an error.
+    pub fn templates_of(&self, name: &str) -> Result<Vec<Vec<f32>>, GalleryError> {
+        let name = nfc(name);
+        let conn = self.reader()?;
+        let mut st = conn
+            .prepare_cached("SELECT t.embedding FROM templates t JOIN subjects s ON s.id = t.subject_id WHERE s.name = ?1 ORDER BY t.id")
+            .map_err(self.err())?;
+        let rows: Vec<Vec<f32>> = st
+            .query_map([&name], |r| Ok(from_blob(&r.get::<_, Vec<u8>>(0)?)))
+            .map_err(self.err())?
+            .collect::<Result<_, _>>()
+            .map_err(self.err())?;
+        if rows.is_empty() {
+            return Err(GalleryError::UnknownSubject { name, path: self.path.clone() });
+        }
+        Ok(rows)
+    }
+
     /// Every template with its subject's name (for calibration and export).
     pub fn templates(&self) -> Result<Vec<TemplateRecord>, GalleryError> {
         let conn = self.reader()?;

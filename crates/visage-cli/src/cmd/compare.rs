@@ -27,11 +27,29 @@ pub struct CompareArgs {
     /// Distance: l2 (dlib's), cosine or chi2. Thresholds differ per metric.
     #[arg(long, default_value = "l2")]
     pub metric: Metric,
+    /// Decide with a trained Siamese head (`visage train head`): the probability that the two
+    /// faces are one person, same at the head's threshold (--threshold then overrides it, as a
+    /// probability in (0, 1)).
+    #[arg(long, value_name = "FILE")]
+    pub head: Option<PathBuf>,
     /// Print JSON instead of a sentence.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub photo_opts: crate::context::PhotoOpts,
+}
+
+/// Loads a head for `v`'s embeddings, with `threshold` (a probability) overriding its own.
+pub fn load_head(path: &Path, v: &Visage, threshold: Option<f64>) -> Result<visage_core::PairHead> {
+    let mut head = visage_core::PairHead::load(path)?;
+    head.check_model(&v.descriptor().id, v.descriptor().dim)?;
+    if let Some(t) = threshold {
+        if !(t > 0.0 && t < 1.0) {
+            bail!("--threshold {t}: with --head the threshold is a probability in (0, 1)");
+        }
+        head.threshold = t;
+    }
+    Ok(head)
 }
 
 fn largest_embedding(v: &Visage, path: &Path, chip: bool) -> Result<Vec<f32>> {
@@ -46,9 +64,24 @@ fn largest_embedding(v: &Visage, path: &Path, chip: bool) -> Result<Vec<f32>> {
 
 pub fn run(g: &GlobalOpts, a: CompareArgs) -> Result<Outcome> {
     let v = g.visage()?;
+    let head = a.head.as_deref().map(|p| load_head(p, &v, a.threshold)).transpose()?;
     let threshold = a.threshold.unwrap_or_else(|| crate::output::f32_as_decimal(v.descriptor().threshold(a.metric)));
     let (ea, eb) = rayon::join(|| largest_embedding(&v, &a.a, a.chip), || largest_embedding(&v, &a.b, a.chip));
     let (ea, eb) = (ea?, eb?);
+    if let Some(h) = head {
+        let p = h.probability(&ea, &eb);
+        let same = p >= h.threshold;
+        if a.json {
+            println!(
+                "{}",
+                json!({"a": path_text(&a.a), "b": path_text(&a.b), "head": h.kind.name(), "probability": p, "threshold": h.threshold, "same": same})
+            );
+        } else {
+            let (word, op) = if same { ("same person", ">=") } else { ("different people", "<") };
+            println!("{word}: {} head probability {p:.4} {op} threshold {:.4}", h.kind, h.threshold);
+        }
+        return Ok(if same { Outcome::Ok } else { Outcome::No });
+    }
     let d = a.metric.distance(&ea, &eb);
     let same = (d as f64) < threshold;
     if a.json {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use visage::Metric;
 use visage_eval::embed::{EmbedOptions, EvalEmbedder};
 use visage_eval::pairs::{parse_generic, parse_lfw, Pair};
-use visage_eval::protocol::{evaluate, Scored};
+use visage_eval::protocol::{evaluate, evaluate_per_fold, Scored};
 use visage_eval::{plot, roc};
 
 /// Evaluation commands.
@@ -81,6 +81,54 @@ pub struct PairOpts {
     /// Write every pair's distance (TSV: a, b, same, fold, distance, a detected, b detected).
     #[arg(long, value_name = "FILE")]
     pub scores: Option<PathBuf>,
+    /// Score pairs with a trained Siamese head (`visage train head`) instead of the metric's
+    /// distance. A head trained on the people of these pairs scores them too well: for an
+    /// honest figure use --train-head.
+    #[arg(long, value_name = "FILE", conflicts_with = "train_head")]
+    pub head: Option<PathBuf>,
+    /// The head protocol: for each test fold, fit a Siamese head (abs or chi2) on the other
+    /// folds' pairs, choose its threshold there, and test it on the fold (needs a build with
+    /// `--features train`). Fitting options: --head-epochs, --head-lr.
+    #[arg(long, value_name = "abs|chi2")]
+    pub train_head: Option<visage_core::HeadKind>,
+    /// Epochs of each fold's head fit (--train-head).
+    #[arg(long, default_value_t = 60, requires = "train_head")]
+    pub head_epochs: u32,
+    /// Adam's learning rate of each fold's head fit (--train-head).
+    #[arg(long, default_value_t = 0.05, requires = "train_head", value_parser = crate::args::rate)]
+    pub head_lr: f64,
+}
+
+/// How the pairs of a protocol are scored.
+enum Scoring {
+    /// The metric's distance.
+    Distance,
+    /// A fixed trained head: the negated logit (lower = same).
+    Head(visage_core::PairHead),
+    /// A head fitted per test fold on the other folds.
+    TrainedPerFold(visage_core::HeadKind),
+}
+
+impl Scoring {
+    fn label(&self, metric: Metric) -> String {
+        match self {
+            Scoring::Distance => metric.name().to_string(),
+            Scoring::Head(h) => format!("{} head (negated logit)", h.kind),
+            Scoring::TrainedPerFold(k) => format!("{k} head fitted per fold (negated logit)"),
+        }
+    }
+}
+
+/// A Siamese head fitted on `pairs` of embeddings (the `train` feature).
+#[cfg(feature = "train")]
+fn fit_fold_head(pairs: &[(&[f32], &[f32], bool)], kind: visage_core::HeadKind, po: &PairOpts, model: &str) -> Result<visage_core::PairHead> {
+    let fit = crate::cmd::train::FitOpts { kind, epochs: po.head_epochs, batch: 256, lr: po.head_lr, seed: 1 };
+    Ok(crate::cmd::train::fit_head(pairs, &fit, model).head)
+}
+
+#[cfg(not(feature = "train"))]
+fn fit_fold_head(_: &[(&[f32], &[f32], bool)], _: visage_core::HeadKind, _: &PairOpts, _: &str) -> Result<visage_core::PairHead> {
+    bail!("--train-head needs a visage built with training: `cargo build --release -p visage-cli --features train`")
 }
 
 /// Options shared by the evaluations.
@@ -119,6 +167,18 @@ fn eval_visage(g: &GlobalOpts, o: &EvalOpts) -> Result<visage::Visage> {
     } else {
         g.visage()
     }
+}
+
+/// Embeds photos as the evaluations do by default (no flip, no jitter, 5 landmarks, the
+/// default cache), for training commands that reuse the evaluations' embedding cache.
+#[cfg(feature = "train")]
+pub fn embed_default(
+    g: &GlobalOpts,
+    v: &visage::Visage,
+    photos: &[PathBuf],
+) -> Result<(std::collections::HashMap<PathBuf, visage_eval::embed::Embedded>, visage_eval::embed::EmbedStats)> {
+    let o = EvalOpts { metric: Metric::L2, flip: false, jitter: 0, landmarks: 5, json: true, cache: None, no_cache: false };
+    embed_photos(g, v, &o, photos)
 }
 
 /// Embeds photos with the evaluation's options (and cache).
@@ -249,17 +309,71 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
     }
     visage_eval::pairs::check_folds(&pairs, folds)?;
     let photos: Vec<PathBuf> = pairs.iter().flat_map(|p| [p.a.clone(), p.b.clone()]).collect::<BTreeSet<_>>().into_iter().collect();
-    let (emb, stats) = embed_photos(g, &eval_visage(g, &o)?, &o, &photos)?;
+    let scoring = match (&po.head, po.train_head) {
+        (Some(path), _) => Scoring::Head(visage_core::PairHead::load(path)?),
+        (None, Some(kind)) => {
+            if cfg!(not(feature = "train")) {
+                fit_fold_head(&[], kind, &po, "")?;
+            }
+            Scoring::TrainedPerFold(kind)
+        }
+        (None, None) => Scoring::Distance,
+    };
+    let v = eval_visage(g, &o)?;
+    if let Scoring::Head(h) = &scoring {
+        h.check_model(&v.descriptor().id, v.descriptor().dim)?;
+    }
+    let (emb, stats) = embed_photos(g, &v, &o, &photos)?;
 
-    let scored: Vec<Scored> = pairs
+    let mut scored: Vec<Scored> = pairs
         .iter()
         .map(|Pair { a, b, same, fold }| Scored {
             // By the f32's shortest decimal: thresholds read off distances print as they do.
-            distance: visage_gallery::calibrate::distance_as_decimal(o.metric.distance(&emb[a].embedding, &emb[b].embedding)),
+            distance: match &scoring {
+                Scoring::Head(h) => -h.logit(&emb[a].embedding, &emb[b].embedding),
+                _ => visage_gallery::calibrate::distance_as_decimal(o.metric.distance(&emb[a].embedding, &emb[b].embedding)),
+            },
             same: *same,
             fold: *fold,
         })
         .collect();
+    let protocol = match &scoring {
+        Scoring::TrainedPerFold(kind) => {
+            let bar = progress(folds, "fitting a head per fold", g.quiet || o.json);
+            let mut failure = None;
+            let model = v.descriptor().id.clone();
+            let protocol = evaluate_per_fold(folds, po.far, |k| {
+                let train: Vec<(&[f32], &[f32], bool)> = pairs
+                    .iter()
+                    .filter(|p| p.fold != k)
+                    .map(|p| (emb[&p.a].embedding.as_slice(), emb[&p.b].embedding.as_slice(), p.same))
+                    .collect();
+                let head = match fit_fold_head(&train, *kind, &po, &model) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        failure = Some(e);
+                        return (vec![(0.0, true)], vec![(0.0, true)]);
+                    }
+                };
+                let train_scores = train.iter().map(|&(x, y, same)| (-head.logit(x, y), same)).collect();
+                let mut test_scores = Vec::new();
+                for (p, s) in pairs.iter().zip(scored.iter_mut()).filter(|(p, _)| p.fold == k) {
+                    s.distance = -head.logit(&emb[&p.a].embedding, &emb[&p.b].embedding);
+                    test_scores.push((s.distance, p.same));
+                }
+                bar.inc(1);
+                (train_scores, test_scores)
+            });
+            bar.finish_and_clear();
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            protocol
+        }
+        _ => evaluate(&scored, folds, po.far),
+    };
+    let score_label = scoring.label(o.metric);
+    let is_head = !matches!(scoring, Scoring::Distance);
     if let Some(path) = &po.scores {
         use visage_eval::embed::FaceSource::Detected;
         let mut tsv = String::from("a\tb\tsame\tfold\tdistance\ta_detected\tb_detected\n");
@@ -277,7 +391,6 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
         }
         std::fs::write(path, tsv).with_context(|| format!("writing {}", path.display()))?;
     }
-    let protocol = evaluate(&scored, folds, po.far);
     let all: Vec<(f64, bool)> = scored.iter().map(|s| (s.distance, s.same)).collect();
     let roc = roc::roc(&all).expect("both kinds of pairs");
     // Rates are fractions: keep rounding noise (an AUC of 1.0000000000000002) inside [0, 1].
@@ -289,8 +402,8 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
     let val_resolved = train_impostors >= needed;
     let rate = if stats.seconds > 0.0 { stats.computed as f64 / stats.seconds } else { 0.0 };
     let setup = format!(
-        "metric {}, upsample {}, {} landmarks, flip {}, jitter {}",
-        o.metric,
+        "score {}, upsample {}, {} landmarks, flip {}, jitter {}",
+        score_label,
         g.upsample,
         o.landmarks,
         if o.flip { "on" } else { "off" },
@@ -302,7 +415,7 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
             "{}",
             json!({
                 "dataset": label, "pairs": pairs.len(), "genuine": ng, "impostor": ni, "folds": folds,
-                "metric": o.metric.name(), "upsample": g.upsample, "landmarks": o.landmarks, "flip": o.flip, "jitter": o.jitter,
+                "metric": o.metric.name(), "score": score_label, "upsample": g.upsample, "landmarks": o.landmarks, "flip": o.flip, "jitter": o.jitter,
                 "photos": photos.len(), "embedded": stats.computed, "from_cache": stats.cached, "weak_detection": stats.weak, "not_detected": stats.fallback,
                 "seconds": stats.seconds, "photos_per_second": rate,
                 "accuracy_mean": protocol.accuracy_mean, "accuracy_std": protocol.accuracy_std, "threshold_mean": protocol.threshold_mean,
@@ -323,7 +436,13 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
             protocol.accuracy_std * 100.0,
             folds - 1
         );
-        println!("threshold      {:.4}  (mean of the {folds} chosen thresholds)", protocol.threshold_mean);
+        if is_head {
+            // The protocol's scores are negated logits: show the thresholds as probabilities.
+            let p: f64 = protocol.folds.iter().map(|f| visage_core::pair_head::sigmoid(-f.threshold)).sum::<f64>() / folds as f64;
+            println!("threshold      {p:.4}  (probability; mean of the {folds} chosen thresholds)");
+        } else {
+            println!("threshold      {:.4}  (mean of the {folds} chosen thresholds)", protocol.threshold_mean);
+        }
         println!("AUC            {auc:.5}");
         println!("EER            {:.2}%  (at distance {:.4})", eer * 100.0, roc.eer_threshold);
         if !val_resolved {
@@ -350,7 +469,7 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
             genuine: &genuine,
             impostor: &impostor,
             threshold: protocol.threshold_mean,
-            metric: o.metric.name(),
+            metric: if is_head { "negated logit" } else { o.metric.name() },
         };
         plot::write(path, &fig).map_err(|e| anyhow::anyhow!("writing the plot {}: {e}", path.display()))?;
         if !o.json {

@@ -104,9 +104,14 @@ pub struct VerifyArgs {
     /// The face to check in a photo with several (from 0).
     #[arg(long, value_name = "N")]
     pub face: Option<usize>,
-    /// Match when the distance is below this [default: the gallery's threshold].
+    /// Match when the distance is below this [default: the gallery's threshold]; with --head,
+    /// when the probability is at or above it (in (0, 1)) [default: the head's threshold].
     #[arg(long, allow_negative_numbers = true, value_parser = crate::args::threshold)]
     pub threshold: Option<f64>,
+    /// Decide with a trained Siamese head (`visage train head`): the highest probability
+    /// that the face and one of the person's templates are one person.
+    #[arg(long, value_name = "FILE")]
+    pub head: Option<PathBuf>,
     /// Print JSON instead of a sentence.
     #[arg(long)]
     pub json: bool,
@@ -131,9 +136,15 @@ pub struct IdentifyArgs {
     /// Candidates to list per face, nearest first.
     #[arg(long, default_value_t = 1, value_name = "K", value_parser = crate::args::at_least_one)]
     pub top: usize,
-    /// A face is recognised when its nearest person is closer than this [default: the gallery's threshold].
+    /// A face is recognised when its nearest person is closer than this [default: the gallery's
+    /// threshold]; with --head, when the best probability is at or above it, in (0, 1).
     #[arg(long, allow_negative_numbers = true, value_parser = crate::args::threshold)]
     pub threshold: Option<f64>,
+    /// Decide with a trained Siamese head (`visage train head`): the nearest people by
+    /// distance (at least 10) are re-ranked by the head's probability, and the best is named
+    /// when it reaches the head's threshold.
+    #[arg(long, value_name = "FILE")]
+    pub head: Option<PathBuf>,
     /// JSON lines (one per photo) instead of sentences.
     #[arg(long)]
     pub json: bool,
@@ -453,6 +464,23 @@ pub fn verify(g: &GlobalOpts, a: VerifyArgs) -> Result<Outcome> {
             return Ok(Outcome::Spoof);
         }
     }
+    if let Some(path) = &a.head {
+        let h = super::compare::load_head(path, &v, a.threshold)?;
+        let p = best_probability(&h, &gal.templates_of(&a.name)?, &e);
+        let matched = p >= h.threshold;
+        if a.json {
+            let mut out = json!({"name": a.name, "photo": path_text(&a.photo), "match": matched, "head": h.kind.name(), "probability": p, "threshold": h.threshold});
+            if a.liveness {
+                out["liveness"] = json!("live");
+            }
+            println!("{out}");
+        } else if matched {
+            println!("match: {name} ({} head probability {p:.4} >= threshold {:.4})", h.kind, h.threshold);
+        } else {
+            println!("no match: not {name} ({} head probability {p:.4} < threshold {:.4})", h.kind, h.threshold);
+        }
+        return Ok(if matched { Outcome::Ok } else { Outcome::No });
+    }
     let d32 = gal.distance_to(&a.name, &e)?;
     // Decided on the exact distance; printed by its shortest decimal form.
     let matched = (d32 as f64) < threshold;
@@ -472,6 +500,14 @@ pub fn verify(g: &GlobalOpts, a: VerifyArgs) -> Result<Outcome> {
     Ok(if matched { Outcome::Ok } else { Outcome::No })
 }
 
+/// A head's highest probability between `probe` and any of `templates`.
+fn best_probability(h: &visage_core::PairHead, templates: &[Vec<f32>], probe: &[f32]) -> f64 {
+    templates.iter().map(|t| h.probability(t, probe)).fold(0.0, f64::max)
+}
+
+/// Candidates a head re-ranks in identify: the nearest people by distance, at least this many.
+const HEAD_CANDIDATES: usize = 10;
+
 pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
     let gal = open_read(g)?;
     let threshold = match a.threshold {
@@ -482,6 +518,8 @@ pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
     let liveness = if a.liveness { Some(a.liveness_model.load()?) } else { None };
     let v = g.visage()?;
     gal.check_model(v.descriptor())?;
+    let head = a.head.as_deref().map(|p| super::compare::load_head(p, &v, a.threshold)).transpose()?;
+    let threshold = head.as_ref().map_or(threshold, |h| h.threshold);
     let bar = progress(photos.len(), "identifying", g.quiet);
     let (mut failed, mut spoofed) = (false, false);
     let load = |p: &PathBuf| -> Result<_> {
@@ -513,6 +551,27 @@ pub fn identify(g: &GlobalOpts, a: IdentifyArgs) -> Result<Outcome> {
                                 out["refusal"] = json!(super::liveness::judgement_text(&j));
                                 return Ok(out);
                             }
+                        }
+                        if let Some(h) = &head {
+                            // Candidates by distance, re-ranked by the head's probability.
+                            let mut c: Vec<(String, f32, f64)> = Vec::new();
+                            for m in gal.search(&f.embedding, a.top.max(HEAD_CANDIDATES))? {
+                                let p = best_probability(h, &gal.templates_of(&m.name)?, &f.embedding);
+                                c.push((m.name, m.distance, p));
+                            }
+                            c.sort_by(|x, y| y.2.total_cmp(&x.2));
+                            let best = c.first().filter(|m| m.2 >= h.threshold);
+                            return Ok(json!({
+                                "box": [b.left, b.top, b.right, b.bottom],
+                                "decision": if best.is_some() { "match" } else { "unknown" },
+                                "name": best.map(|m| m.0.as_str()),
+                                "nearest": c.first().map(|m| m.0.as_str()),
+                                "distance": c.first().map(|m| f32_as_decimal(m.1)),
+                                "head": h.kind.name(),
+                                "probability": c.first().map(|m| m.2),
+                                "threshold": h.threshold,
+                                "candidates": c.iter().take(a.top).map(|m| json!({"name": m.0, "distance": f32_as_decimal(m.1), "probability": m.2})).collect::<Vec<_>>(),
+                            }));
                         }
                         let c = gal.search(&f.embedding, a.top.max(1))?;
                         let best = c.first().filter(|m| (m.distance as f64) < threshold);
@@ -571,6 +630,24 @@ fn print_identified(path: &Path, faces: &[serde_json::Value], top: usize) {
                 .join(", ")
         };
         let threshold = f["threshold"].as_f64().unwrap_or(f64::NAN);
+        if f["head"].is_string() {
+            let list = |c: &[serde_json::Value]| {
+                c.iter()
+                    .map(|m| format!("{} p={:.3}", m["name"].as_str().unwrap_or("?"), m["probability"].as_f64().unwrap_or(f64::NAN)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let p = f["probability"].as_f64().unwrap_or(f64::NAN);
+            let who = match (f["decision"].as_str(), f["name"].as_str()) {
+                (Some("spoof" | "cannot_judge"), _) => format!("refused: not judged live ({})", f["refusal"].as_str().unwrap_or("?")),
+                (Some("match"), Some(name)) => format!("{name} (head probability {p:.3} >= {threshold:.3})"),
+                _ if f["nearest"].is_null() => "no match (the gallery is empty)".to_string(),
+                _ => format!("no match: nobody at head probability {threshold:.3} or more (best: {})", list(&cands[..1])),
+            };
+            let more = if top > 1 && cands.len() > 1 { format!("  candidates by probability: {}", list(&cands)) } else { String::new() };
+            println!("{} face {i} [{},{},{},{}]: {who}{more}", path.display(), b[0], b[1], b[2], b[3]);
+            continue;
+        }
         let who = match (f["decision"].as_str(), f["name"].as_str()) {
             (Some("spoof" | "cannot_judge"), _) => format!("refused: not judged live ({})", f["refusal"].as_str().unwrap_or("?")),
             (Some("match"), Some(name)) => format!("{name} (distance {:.3} < {threshold:.3})", f["distance"].as_f64().unwrap_or(f64::NAN)),

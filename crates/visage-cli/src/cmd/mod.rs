@@ -10,6 +10,8 @@ pub mod liveness;
 pub mod models;
 pub mod recognize;
 pub mod serve;
+#[cfg(feature = "train")]
+pub mod train;
 
 use serde_json::{json, Value};
 use visage::Face;
