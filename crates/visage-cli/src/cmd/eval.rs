@@ -444,7 +444,8 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
             println!("threshold      {:.4}  (mean of the {folds} chosen thresholds)", protocol.threshold_mean);
         }
         println!("AUC            {auc:.5}");
-        println!("EER            {:.2}%  (at distance {:.4})", eer * 100.0, roc.eer_threshold);
+        let at = if is_head { "negated logit" } else { "distance" };
+        println!("EER            {:.2}%  (at {at} {:.4})", eer * 100.0, roc.eer_threshold);
         if !val_resolved {
             println!(
                 "VAL@FAR={:<6} not measurable: each training split has only {train_impostors} different-people pairs, fewer than the {needed} (1/FAR) needed to resolve that rate",
