@@ -4,7 +4,7 @@ use crate::Metric;
 use serde::Serialize;
 
 /// The landmark points a chip is aligned on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LandmarkScheme {
     /// dlib's 5-point model: outer and inner eye corners, nose base.
@@ -34,7 +34,7 @@ impl LandmarkScheme {
 
 /// The aligned chip a model takes: `size` x `size` RGB, the face template placed with `padding`
 /// (dlib's `get_face_chip_details(shape, size, padding)`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct ChipGeometry {
     /// Side in pixels.
     pub size: u32,
@@ -50,7 +50,7 @@ impl ChipGeometry {
 }
 
 /// How chip bytes become network inputs: `(pixel - mean[channel]) * scale`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct InputNormalization {
     /// Per-channel mean (R, G, B), in pixel units.
     pub mean: [f32; 3],
@@ -59,7 +59,7 @@ pub struct InputNormalization {
 }
 
 /// A model's same-person threshold for each metric (a distance below it means "same person").
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Thresholds {
     /// Euclidean distance.
     pub l2: f32,
@@ -81,7 +81,7 @@ impl Thresholds {
 }
 
 /// Everything a caller needs to know about an embedding model.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ModelDescriptor {
     /// Stable identifier, bound into every gallery's contract.
     pub id: String,

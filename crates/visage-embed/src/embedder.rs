@@ -45,6 +45,8 @@ pub enum EmbedError {
 pub struct Embedder {
     net: Network,
     descriptor: ModelDescriptor,
+    /// Whether outputs are scaled to unit length (visage's trained models are).
+    normalize: bool,
     pool: Mutex<Vec<Workspace>>,
 }
 
@@ -68,7 +70,14 @@ impl Embedder {
     /// Compiles already parsed weights on the engine.
     pub fn from_weights(weights: &ResnetWeights, options: EngineOptions) -> Result<Self, EmbedError> {
         let net = Network::new(3, &weights.layers(), &weights.weights(), options)?;
-        Ok(Self { net, descriptor: dlib_resnet_descriptor(weights.input_mean), pool: Mutex::new(Vec::new()) })
+        Ok(Self { net, descriptor: dlib_resnet_descriptor(weights.input_mean), normalize: false, pool: Mutex::new(Vec::new()) })
+    }
+
+    /// A model trained by visage (`visage train embedder`), compiled on the engine; its
+    /// outputs are L2-normalised as at training.
+    pub fn from_trained(model: &crate::trained::TrainedModel, options: EngineOptions) -> Result<Self, EmbedError> {
+        let net = Network::new(3, &model.spec.layers(), &model.weights(), options)?;
+        Ok(Self { net, descriptor: model.descriptor.clone(), normalize: true, pool: Mutex::new(Vec::new()) })
     }
 
     /// The instruction set in use.
@@ -102,7 +111,14 @@ impl Embedder {
         for batch in chips.chunks(MAX_BATCH) {
             let mut ws = self.take_workspace(batch.len())?;
             ws.set_rgb_input(batch, norm.mean, norm.scale)?;
-            out.extend(self.net.run(&mut ws));
+            let mut e = self.net.run(&mut ws);
+            if self.normalize {
+                for v in &mut e {
+                    let n = visage_core::metric::norm(v).max(1e-12);
+                    v.iter_mut().for_each(|x| *x /= n);
+                }
+            }
+            out.extend(e);
             let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
             pool.push(ws);
             // Workspaces are kept per batch size; a caller cycling through many sizes must

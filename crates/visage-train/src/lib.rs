@@ -12,6 +12,7 @@
 //! - [`head`]: the Siamese binary head on a pair of embeddings (weighted absolute difference
 //!   or weighted chi-squared), and [`head_training`], fitting it on frozen embeddings;
 //! - [`folders`] and [`people`]: a folder-per-person photo collection and LFW's people lists;
+//! - [`cnn`]: the small CNN embedder as a trainable module, exported to the engine's model file;
 //! - [`sampler`]: the identity-balanced P x K batch sampler, seeded so a run repeats.
 //!
 //! The crate is outside the quick start's build (`visage-cli` does not depend on it): burn
@@ -19,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cnn;
 pub mod distance;
 pub mod folders;
 pub mod head;
@@ -32,6 +34,7 @@ pub mod tensors;
 pub mod triplet;
 
 pub use burn;
+pub use cnn::SmallCnn;
 pub use distance::Metric;
 pub use folders::{FaceFolders, Person};
 pub use head::{HeadKind, SiameseHead};

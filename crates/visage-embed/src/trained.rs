@@ -1,0 +1,166 @@
+//! Embedders trained by visage (`visage train embedder`), run on the engine.
+//!
+//! A trained model is one safetensors file: the weights under the engine's names
+//! (`{layer}.weight` `[out, in, k, k]` for convolutions, `[in, out]` for the fully connected
+//! layer, `{layer}.bias`), and in the header's metadata the format ([`TRAINED_FORMAT`]), the
+//! model descriptor (id, dimension, chip, input normalisation, thresholds) and the
+//! architecture. The training side (visage-train, on burn) writes it; this module reads it
+//! and builds the same network from the same [`CnnSpec`], so both compute one function (the
+//! parity test in visage-train checks them within 1e-4).
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use visage_core::ModelDescriptor;
+use visage_engine::{Layer, Tensor, Weights};
+
+/// The metadata value of key `format`.
+pub const TRAINED_FORMAT: &str = "visage-model/1";
+
+/// A small plain CNN: for each entry of `channels` a 3x3 convolution with stride 2, padding 1
+/// and a bias, then ReLU; global average pooling; a fully connected layer to `dim`; the
+/// output L2-normalised (the embedder normalises it, so triplet margins mean the same
+/// thing at training and at inference).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CnnSpec {
+    /// Output channels of each convolution.
+    pub channels: Vec<usize>,
+    /// The embedding dimension.
+    pub dim: usize,
+}
+
+impl CnnSpec {
+    /// The name of convolution `i`.
+    pub fn conv_name(i: usize) -> String {
+        format!("conv{i}")
+    }
+
+    /// The name of the final fully connected layer.
+    pub const EMBED: &'static str = "embed";
+
+    /// The network in the engine's vocabulary.
+    pub fn layers(&self) -> Vec<Layer> {
+        let mut v = Vec::new();
+        for i in 0..self.channels.len() {
+            v.push(Layer::conv(Self::conv_name(i), 2, 1));
+            v.push(Layer::Relu);
+        }
+        v.push(Layer::GlobalAvgPool);
+        v.push(Layer::fc(Self::EMBED));
+        v
+    }
+
+    /// The parameter names and shapes the network needs, in order.
+    pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let mut v = Vec::new();
+        let mut cin = 3;
+        for (i, &c) in self.channels.iter().enumerate() {
+            v.push((format!("{}.weight", Self::conv_name(i)), vec![c, cin, 3, 3]));
+            v.push((format!("{}.bias", Self::conv_name(i)), vec![c]));
+            cin = c;
+        }
+        v.push((format!("{}.weight", Self::EMBED), vec![cin, self.dim]));
+        v.push((format!("{}.bias", Self::EMBED), vec![self.dim]));
+        v
+    }
+}
+
+/// A trained model file's contents.
+#[derive(Debug, Clone)]
+pub struct TrainedModel {
+    /// What the model is.
+    pub descriptor: ModelDescriptor,
+    /// Its architecture.
+    pub spec: CnnSpec,
+    /// Its parameters by name.
+    pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    /// Free-form metadata (how it was trained).
+    pub provenance: String,
+}
+
+/// A trained model file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainedError {
+    /// The file could not be read or written.
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    /// Not a visage model file, or a damaged one.
+    #[error("{0}: not a visage trained model ({1})")]
+    Invalid(String, String),
+}
+
+impl TrainedModel {
+    /// Serialises to safetensors bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut meta = HashMap::new();
+        meta.insert("format".to_string(), TRAINED_FORMAT.to_string());
+        meta.insert("descriptor".to_string(), serde_json::to_string(&self.descriptor).expect("descriptor"));
+        meta.insert("architecture".to_string(), serde_json::to_string(&self.spec).expect("spec"));
+        meta.insert("provenance".to_string(), self.provenance.clone());
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .tensors
+            .iter()
+            .map(|(n, (shape, data))| (n.clone(), shape.clone(), data.iter().flat_map(|x| x.to_le_bytes()).collect()))
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+            .iter()
+            .map(|(n, shape, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b).expect("view")))
+            .collect();
+        safetensors::serialize(views, Some(meta)).expect("safetensors serialise")
+    }
+
+    /// Parses safetensors bytes (`path` only names the file in errors).
+    pub fn from_bytes(bytes: &[u8], path: &str) -> Result<Self, TrainedError> {
+        let invalid = |why: String| TrainedError::Invalid(path.to_string(), why);
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| invalid(e.to_string()))?;
+        let meta = header.metadata().clone().ok_or_else(|| invalid("no metadata".into()))?;
+        let get = |k: &str| meta.get(k).cloned().ok_or_else(|| invalid(format!("metadata has no {k:?}")));
+        let format = get("format")?;
+        if format != TRAINED_FORMAT {
+            return Err(invalid(format!("format {format:?}, expected {TRAINED_FORMAT:?}")));
+        }
+        let descriptor: ModelDescriptor = serde_json::from_str(&get("descriptor")?).map_err(|e| invalid(format!("descriptor: {e}")))?;
+        let spec: CnnSpec = serde_json::from_str(&get("architecture")?).map_err(|e| invalid(format!("architecture: {e}")))?;
+        if spec.dim != descriptor.dim || spec.channels.is_empty() || spec.channels.iter().any(|&c| c == 0 || c > 4096) {
+            return Err(invalid(format!("architecture {spec:?} does not fit the descriptor's {}-d embedding", descriptor.dim)));
+        }
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| invalid(e.to_string()))?;
+        let mut tensors = HashMap::new();
+        for (name, shape) in spec.parameter_shapes() {
+            let t = st.tensor(&name).map_err(|_| invalid(format!("no tensor {name:?}")))?;
+            if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape.as_slice() {
+                return Err(invalid(format!("{name}: {:?} {:?}, expected F32 {shape:?}", t.dtype(), t.shape())));
+            }
+            let data: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            if data.iter().any(|x| !x.is_finite()) {
+                return Err(invalid(format!("{name} holds a value that is not finite")));
+            }
+            tensors.insert(name, (shape, data));
+        }
+        Ok(TrainedModel { descriptor, spec, tensors, provenance: meta.get("provenance").cloned().unwrap_or_default() })
+    }
+
+    /// Reads a model file.
+    pub fn load(path: &Path) -> Result<Self, TrainedError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| TrainedError::Io(shown.clone(), e))?;
+        Self::from_bytes(&bytes, &shown)
+    }
+
+    /// Writes the model file atomically (a temporary file, then a rename).
+    pub fn save(&self, path: &Path) -> Result<(), TrainedError> {
+        let shown = path.display().to_string();
+        let tmp = path.with_extension("partial");
+        std::fs::write(&tmp, self.to_bytes()).map_err(|e| TrainedError::Io(shown.clone(), e))?;
+        std::fs::rename(&tmp, path).map_err(|e| TrainedError::Io(shown, e))
+    }
+
+    /// The engine's weights.
+    pub fn weights(&self) -> Weights {
+        let mut w = Weights::new();
+        for (name, (shape, data)) in &self.tensors {
+            w.insert(name.clone(), Tensor::new(shape.clone(), data.clone()).expect("shape checked at load"));
+        }
+        w
+    }
+}

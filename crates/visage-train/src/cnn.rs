@@ -1,0 +1,109 @@
+//! The small fast CNN embedder ([`visage_embed::CnnSpec`]) as a trainable burn module, and its
+//! export to the safetensors model file visage's engine runs ([`visage_embed::TrainedModel`]).
+
+use crate::distance::l2_normalize;
+use crate::tensors::values;
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor, TensorData};
+use std::collections::HashMap;
+use visage_core::ModelDescriptor;
+use visage_embed::{CnnSpec, TrainedModel};
+
+/// The trainable network: 3x3 stride-2 convolutions with bias and ReLU, global average
+/// pooling, a fully connected layer, L2 normalisation.
+#[derive(Module, Debug)]
+pub struct SmallCnn {
+    /// The convolutions, in order.
+    pub convs: Vec<Conv2d>,
+    /// The embedding layer.
+    pub embed: Linear,
+}
+
+impl SmallCnn {
+    /// A freshly initialised network (burn's default Kaiming-uniform initialisation, seeded
+    /// by the device's seed).
+    pub fn new(spec: &CnnSpec, device: &Device) -> Self {
+        let mut cin = 3;
+        let mut convs = Vec::new();
+        for &c in &spec.channels {
+            convs.push(Conv2dConfig::new([cin, c], [3, 3]).with_stride([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device));
+            cin = c;
+        }
+        SmallCnn { convs, embed: LinearConfig::new(cin, spec.dim).init(device) }
+    }
+
+    /// Unit-length embeddings `[n, dim]` of normalised chips `[n, 3, h, w]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let mut x = x;
+        for c in &self.convs {
+            x = relu(c.forward(x));
+        }
+        let [n, c, h, w] = x.dims();
+        let pooled = x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c]);
+        l2_normalize(self.embed.forward(pooled), 1e-12)
+    }
+
+    /// The model file: these weights under the engine's names, with `descriptor` and `spec`.
+    pub fn export(&self, spec: &CnnSpec, descriptor: &ModelDescriptor, provenance: &str) -> TrainedModel {
+        let mut tensors = HashMap::new();
+        let mut put = |name: String, t: Vec<f32>, shape: Vec<usize>| {
+            tensors.insert(name, (shape, t));
+        };
+        for (i, c) in self.convs.iter().enumerate() {
+            let w = c.weight.val();
+            let shape = w.dims().to_vec();
+            put(format!("{}.weight", CnnSpec::conv_name(i)), values(w), shape);
+            let b = c.bias.as_ref().expect("convolutions have a bias").val();
+            let shape = b.dims().to_vec();
+            put(format!("{}.bias", CnnSpec::conv_name(i)), values(b), shape);
+        }
+        let w = self.embed.weight.val();
+        let shape = w.dims().to_vec();
+        put(format!("{}.weight", CnnSpec::EMBED), values(w), shape);
+        let b = self.embed.bias.as_ref().expect("the embedding layer has a bias").val();
+        let shape = b.dims().to_vec();
+        put(format!("{}.bias", CnnSpec::EMBED), values(b), shape);
+        TrainedModel { descriptor: descriptor.clone(), spec: spec.clone(), tensors, provenance: provenance.to_string() }
+    }
+
+    /// A network with the weights of a model file (to resume training from a checkpoint).
+    pub fn from_model(model: &TrainedModel, device: &Device) -> Self {
+        let mut net = Self::new(&model.spec, device);
+        let tensor4 = |name: String| {
+            let (shape, data) = &model.tensors[&name];
+            Param::from_tensor(Tensor::<4>::from_data(TensorData::new(data.clone(), [shape[0], shape[1], shape[2], shape[3]]), device))
+        };
+        let tensor1 = |name: String| {
+            let (shape, data) = &model.tensors[&name];
+            Param::from_tensor(Tensor::<1>::from_data(TensorData::new(data.clone(), [shape[0]]), device))
+        };
+        for (i, c) in net.convs.iter_mut().enumerate() {
+            c.weight = tensor4(format!("{}.weight", CnnSpec::conv_name(i)));
+            c.bias = Some(tensor1(format!("{}.bias", CnnSpec::conv_name(i))));
+        }
+        let (shape, data) = &model.tensors[&format!("{}.weight", CnnSpec::EMBED)];
+        net.embed.weight = Param::from_tensor(Tensor::<2>::from_data(TensorData::new(data.clone(), [shape[0], shape[1]]), device));
+        net.embed.bias = Some(tensor1(format!("{}.bias", CnnSpec::EMBED)));
+        net
+    }
+}
+
+/// Chips (row-major RGB bytes, `size` x `size`) as the network's input `[n, 3, size, size]`,
+/// normalised as the descriptor says (`(x - mean) * scale`), as the engine does.
+pub fn chips_tensor(chips: &[&[u8]], size: usize, descriptor: &ModelDescriptor, device: &Device) -> Tensor<4> {
+    let (mean, scale) = (descriptor.input.mean, descriptor.input.scale);
+    let plane = size * size;
+    let mut v = vec![0f32; chips.len() * 3 * plane];
+    for (n, chip) in chips.iter().enumerate() {
+        assert_eq!(chip.len(), 3 * plane, "chip {n} is not {size}x{size} RGB");
+        for p in 0..plane {
+            for c in 0..3 {
+                v[(n * 3 + c) * plane + p] = (chip[p * 3 + c] as f32 - mean[c]) * scale;
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(v, [chips.len(), 3, size, size]), device)
+}
