@@ -39,9 +39,9 @@ impl HogDetector {
         Self { model: HogModel::frontal(), upsample: 1, adjust_threshold: 0.0, simd: fhog::avx2_available() }
     }
 
-    /// Whether the AVX2 code paths may be used (they are only where this CPU has AVX2; both
-    /// paths give identical bits). `VISAGE_HOG_SCALAR=1`, read by programs at start, turns
-    /// them off.
+    /// Whether the vector code paths (AVX-512, AVX2) may be used (each only where this CPU
+    /// has it; every path gives identical bits). `VISAGE_HOG_SCALAR=1`, read by programs at
+    /// start, turns them off (the pyramid resize then keeps dlib's own 4-lane SSE form).
     pub fn with_simd(mut self, simd: bool) -> Self {
         self.simd = simd && fhog::avx2_available();
         self
@@ -76,7 +76,7 @@ impl HogDetector {
         let simd = self.simd;
         let mut work: Cow<RgbImage> = Cow::Borrowed(img);
         for _ in 0..upsample {
-            work = Cow::Owned(resize::pyramid_up(&work));
+            work = Cow::Owned(resize::resize_exact_at(&work, 2 * work.width() + 2, 2 * work.height() + 1, fhog::Simd::from_flag(simd)));
         }
         let m = &self.model;
         let levels =
@@ -88,7 +88,9 @@ impl HogDetector {
         rayon::scope(|scope| {
             let mut level: Cow<RgbImage> = work;
             for l in 0..levels {
-                let next = (l + 1 < levels).then(|| resize::resize_exact(&level, (5 * level.width()) / 6, (5 * level.height()) / 6));
+                let next = (l + 1 < levels).then(|| {
+                    resize::resize_exact_at(&level, (5 * level.width()) / 6, (5 * level.height()) / 6, fhog::Simd::from_flag(simd))
+                });
                 let this = std::mem::replace(&mut level, Cow::Owned(next.unwrap_or_default()));
                 let per_map = &per_map;
                 scope.spawn(move |_| {
