@@ -16,6 +16,10 @@ pub struct TopOpts {
     /// Model directory [default: $XDG_DATA_HOME/visage/models].
     #[arg(long, global = true, env = "VISAGE_MODELS", value_name = "DIR")]
     pub models: Option<PathBuf>,
+    /// Embed with a model trained by `visage train embedder` (a .safetensors file) instead of
+    /// dlib's ResNet; galleries remember which model made their templates and refuse others.
+    #[arg(long, global = true, env = "VISAGE_MODEL", value_name = "FILE")]
+    pub model: Option<PathBuf>,
     /// Worker threads [default: all cores].
     #[arg(long, global = true, env = "VISAGE_THREADS", value_name = "N", value_parser = crate::args::threads)]
     pub threads: Option<usize>,
@@ -63,6 +67,8 @@ pub struct PhotoOpts {
 pub struct GlobalOpts {
     /// Model directory.
     pub models: Option<PathBuf>,
+    /// A trained embedder to use instead of dlib's.
+    pub model: Option<PathBuf>,
     /// The gallery file.
     pub gallery: Option<PathBuf>,
     /// Pixel limit.
@@ -85,6 +91,7 @@ impl TopOpts {
     pub fn with(&self, photo: Option<&PhotoOpts>, gallery: Option<&GalleryOpt>) -> GlobalOpts {
         GlobalOpts {
             models: self.models.clone(),
+            model: self.model.clone(),
             gallery: gallery.and_then(|g| g.gallery.clone()).or_else(|| self.gallery.clone()),
             max_pixels: photo.map_or(ImageLimits::DEFAULT.max_pixels, |p| p.max_pixels),
             upsample: photo.map_or(1, |p| p.upsample),
@@ -176,6 +183,7 @@ impl GlobalOpts {
             limits: self.limits(),
             landmarks,
             detector: self.detector,
+            model: self.model.clone(),
             ..visage::Config::from_env()
         };
         let v = Visage::from_config(&store, &config)?;

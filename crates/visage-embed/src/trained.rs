@@ -17,8 +17,8 @@ use visage_engine::{Layer, Tensor, Weights};
 /// The metadata value of key `format`.
 pub const TRAINED_FORMAT: &str = "visage-model/1";
 
-/// A small plain CNN: for each entry of `channels` a 3x3 convolution with stride 2, padding 1
-/// and a bias, then ReLU; global average pooling; a fully connected layer to `dim`; the
+/// A small plain CNN: for each entry of `channels` a 3x3 convolution with stride 2 and
+/// padding 1, a per-channel affine (batch normalisation folded at export), then ReLU; global average pooling; a fully connected layer to `dim`; the
 /// output L2-normalised (the embedder normalises it, so triplet margins mean the same
 /// thing at training and at inference).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +35,11 @@ impl CnnSpec {
         format!("conv{i}")
     }
 
+    /// The name of the affine (folded batch normalisation) after convolution `i`.
+    pub fn norm_name(i: usize) -> String {
+        format!("bn{i}")
+    }
+
     /// The name of the final fully connected layer.
     pub const EMBED: &'static str = "embed";
 
@@ -43,6 +48,7 @@ impl CnnSpec {
         let mut v = Vec::new();
         for i in 0..self.channels.len() {
             v.push(Layer::conv(Self::conv_name(i), 2, 1));
+            v.push(Layer::affine(Self::norm_name(i)));
             v.push(Layer::Relu);
         }
         v.push(Layer::GlobalAvgPool);
@@ -56,7 +62,8 @@ impl CnnSpec {
         let mut cin = 3;
         for (i, &c) in self.channels.iter().enumerate() {
             v.push((format!("{}.weight", Self::conv_name(i)), vec![c, cin, 3, 3]));
-            v.push((format!("{}.bias", Self::conv_name(i)), vec![c]));
+            v.push((format!("{}.gamma", Self::norm_name(i)), vec![c]));
+            v.push((format!("{}.beta", Self::norm_name(i)), vec![c]));
             cin = c;
         }
         v.push((format!("{}.weight", Self::EMBED), vec![cin, self.dim]));
@@ -72,7 +79,8 @@ pub struct TrainedModel {
     pub descriptor: ModelDescriptor,
     /// Its architecture.
     pub spec: CnnSpec,
-    /// Its parameters by name.
+    /// Its parameters by name: those the network needs, and any others the file carries
+    /// (training state kept in checkpoints).
     pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
     /// Free-form metadata (how it was trained).
     pub provenance: String,
@@ -126,6 +134,12 @@ impl TrainedModel {
         }
         let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| invalid(e.to_string()))?;
         let mut tensors = HashMap::new();
+        for (name, t) in st.tensors() {
+            if t.dtype() == safetensors::Dtype::F32 {
+                let data: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                tensors.insert(name, (t.shape().to_vec(), data));
+            }
+        }
         for (name, shape) in spec.parameter_shapes() {
             let t = st.tensor(&name).map_err(|_| invalid(format!("no tensor {name:?}")))?;
             if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape.as_slice() {
@@ -158,7 +172,8 @@ impl TrainedModel {
     /// The engine's weights.
     pub fn weights(&self) -> Weights {
         let mut w = Weights::new();
-        for (name, (shape, data)) in &self.tensors {
+        for (name, _) in self.spec.parameter_shapes() {
+            let (shape, data) = &self.tensors[&name];
             w.insert(name.clone(), Tensor::new(shape.clone(), data.clone()).expect("shape checked at load"));
         }
         w

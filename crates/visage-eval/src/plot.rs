@@ -105,14 +105,76 @@ struct Chart<'a> {
     threshold: f64,
 }
 
-fn render(path: &Path, fig: &Chart) -> Result<(), Err> {
-    check_path(path)?;
-    let size = (1400u32, 620u32);
-    // Both backends measure text with the registered font: without it SVG text fails.
+/// Both backends measure text with the registered font: without it SVG text fails.
+fn register_font() {
     static FONT_ONCE: std::sync::Once = std::sync::Once::new();
     FONT_ONCE.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     });
+}
+
+/// A training curve figure: each series `(name, points)` in its own panel, side by side, over
+/// the same x axis (e.g. the loss and the active-triplet fraction per step).
+pub fn write_curves(path: &Path, title: &str, x_label: &str, series: &[(&str, &[(f64, f64)])]) -> Result<(), Err> {
+    check_path(path)?;
+    register_font();
+    let size = (1400u32, 560u32);
+    match extension(path).as_str() {
+        "svg" => {
+            let root = SVGBackend::new(path, size).into_drawing_area();
+            draw_curves(&root, title, x_label, series)?;
+            root.present()?;
+        }
+        _ => {
+            let mut buf = vec![0u8; (size.0 * size.1 * 3) as usize];
+            {
+                let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
+                draw_curves(&root, title, x_label, series)?;
+                root.present()?;
+            }
+            image::RgbImage::from_raw(size.0, size.1, buf).ok_or("plot buffer")?.save(path)?;
+        }
+    }
+    Ok(())
+}
+
+fn draw_curves<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    x_label: &str,
+    series: &[(&str, &[(f64, f64)])],
+) -> Result<(), Err>
+where
+    DB::ErrorType: 'static,
+{
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| -> Err { x.to_string().into() };
+    root.fill(&WHITE).map_err(e)?;
+    let (top, body) = root.split_vertically(50);
+    top.draw(&Text::new(title.to_string(), (20, 14), ("sans-serif", 22).into_font())).map_err(e)?;
+    let panels = body.split_evenly((1, series.len().max(1)));
+    for ((name, pts), area) in series.iter().zip(panels.iter()) {
+        let finite: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+        let (x0, x1) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
+        let (y0, y1) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
+        let (x0, x1) = if x0 < x1 { (x0, x1) } else { (0.0, 1.0) };
+        let (y0, y1) = if y0 < y1 { (y0, y1) } else { (y0.min(0.0), y0.max(0.0) + 1.0) };
+        let mut chart = ChartBuilder::on(area)
+            .caption(name.to_string(), ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(50)
+            .y_label_area_size(65)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(e)?;
+        chart.configure_mesh().x_desc(x_label).draw().map_err(e)?;
+        chart.draw_series(LineSeries::new(finite, ShapeStyle::from(&BLUE).stroke_width(2))).map_err(e)?;
+    }
+    Ok(())
+}
+
+fn render(path: &Path, fig: &Chart) -> Result<(), Err> {
+    check_path(path)?;
+    let size = (1400u32, 620u32);
+    register_font();
     match extension(path).as_str() {
         "svg" => {
             let root = SVGBackend::new(path, size).into_drawing_area();

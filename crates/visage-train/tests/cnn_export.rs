@@ -46,13 +46,16 @@ fn burn_s_forward_and_the_engine_s_agree_within_1e_4() {
     let net = net.valid();
     let burn_out = values(net.forward(chips_tensor(&refs, SIZE, &desc, &net.embed.weight.val().device())));
     let model = net.export(&spec, &desc, "test");
-    assert!(model.tensors["conv0.bias"].1.iter().any(|&b| b != 0.0), "biases trained");
+    assert!(model.tensors["bn0.running_mean"].1.iter().any(|&m| m != 0.0), "running statistics updated");
+    assert!(model.tensors["bn0.beta"].1.iter().any(|&b| b != 0.0), "a normalisation shift to fold");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
     model.save(&path).unwrap();
     let loaded = TrainedModel::load(&path).unwrap();
     assert_eq!((loaded.descriptor.clone(), loaded.spec.clone()), (desc.clone(), spec.clone()));
     assert_eq!(loaded.tensors, model.tensors, "exact round trip");
+    // The network the engine runs uses the folded affines only; the raw state is extra.
+    assert!(loaded.spec.parameter_shapes().iter().all(|(n, _)| !n.contains("running")));
     for isa_options in [EngineOptions::default()] {
         let engine = Embedder::from_trained(&loaded, isa_options).unwrap();
         let engine_out = engine.embed_batch(&refs).unwrap();
@@ -85,6 +88,7 @@ fn damaged_model_files_are_refused_with_the_reason() {
     assert!(e.contains("does not fit"), "{e}");
     let mut missing = model.clone();
     missing.tensors.remove("embed.bias");
+    missing.tensors.remove("bn0.train_gamma");
     let e = TrainedModel::from_bytes(&missing.to_bytes(), "m").unwrap_err().to_string();
     assert!(e.contains("no tensor \"embed.bias\""), "{e}");
     assert!(TrainedModel::from_bytes(b"not a file", "m").is_err());

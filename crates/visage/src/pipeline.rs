@@ -27,6 +27,9 @@ pub enum VisageError {
     /// The landmark model could not be loaded.
     #[error(transparent)]
     Shape(#[from] ShapeError),
+    /// A trained model file (`--model`) could not be used.
+    #[error(transparent)]
+    Trained(#[from] visage_embed::TrainedError),
     /// The CNN detector could not be loaded.
     #[error("the CNN face detector: {0} (it is installed by `visage models fetch --all`)")]
     Cnn(#[from] MmodError),
@@ -148,6 +151,9 @@ pub struct Config {
     pub engine: EngineOptions,
     /// Whether the HOG detector may use its AVX2 paths (identical bits either way).
     pub hog_simd: bool,
+    /// A model trained by visage (`visage train embedder`, a safetensors file) to embed with
+    /// instead of dlib's ResNet.
+    pub model: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -159,6 +165,7 @@ impl Default for Config {
             limits: ImageLimits::DEFAULT,
             engine: EngineOptions::default(),
             hog_simd: true,
+            model: None,
         }
     }
 }
@@ -250,7 +257,11 @@ impl Visage {
             DetectorChoice::Cnn => b.detector(cnn()?),
             DetectorChoice::Auto => b.detector(FallbackDetector::new(hog(), cnn()?)),
         };
-        b.landmarker(landmarks).embedder(Embedder::from_store_with(store, config.engine)?).limits(config.limits).build()
+        let embedder = match &config.model {
+            Some(path) => Embedder::from_trained(&visage_embed::TrainedModel::load(path)?, config.engine)?,
+            None => Embedder::from_store_with(store, config.engine)?,
+        };
+        b.landmarker(landmarks).embedder(embedder).limits(config.limits).build()
     }
 
     /// What the embedding model is: id, dimension, chip geometry, default thresholds.

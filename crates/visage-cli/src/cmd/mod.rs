@@ -12,6 +12,8 @@ pub mod recognize;
 pub mod serve;
 #[cfg(feature = "train")]
 pub mod train;
+#[cfg(feature = "train")]
+pub mod train_embedder;
 
 use serde_json::{json, Value};
 use visage::Face;

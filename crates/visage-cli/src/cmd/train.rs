@@ -20,6 +20,10 @@ pub enum TrainCommand {
     /// (abs) or its chi-squared form, fitted with binary cross-entropy, its threshold chosen
     /// on the training pairs. Use it with `--head FILE` on compare, verify, identify and eval.
     Head(HeadArgs),
+    /// A small CNN embedder trained from scratch with the triplet loss and online mining in
+    /// identity-balanced P x K batches, on chips cut by visage's detector and aligner (cached).
+    /// Writes a safetensors model that every command takes with `--model FILE`.
+    Embedder(super::train_embedder::EmbedderArgs),
 }
 
 /// `visage train head`.
@@ -104,7 +108,7 @@ pub fn fit_head(pairs: &[(&[f32], &[f32], bool)], fit: &FitOpts, model: &str) ->
 
 /// Same-person pairs within each person (at most `per_person` each, drawn at random when a
 /// person has more) and as many different-people pairs, drawn uniformly over people.
-fn draw_pairs(people: &[(String, Vec<PathBuf>)], per_person: usize, seed: u64) -> Vec<(PathBuf, PathBuf, bool)> {
+pub(crate) fn draw_pairs(people: &[(String, Vec<PathBuf>)], per_person: usize, seed: u64) -> Vec<(PathBuf, PathBuf, bool)> {
     let mut rng = SeededRng::new(seed);
     let mut out = Vec::new();
     for (_, photos) in people.iter().filter(|p| p.1.len() >= 2) {
@@ -129,7 +133,10 @@ fn draw_pairs(people: &[(String, Vec<PathBuf>)], per_person: usize, seed: u64) -
 
 /// Runs a training command.
 pub fn run(g: &GlobalOpts, c: TrainCommand) -> Result<Outcome> {
-    let TrainCommand::Head(a) = c;
+    let a = match c {
+        TrainCommand::Head(a) => a,
+        TrainCommand::Embedder(a) => return super::train_embedder::run(g, a),
+    };
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.is_dir() {
             bail!("{}: the folder {} does not exist", a.out.display(), dir.display());

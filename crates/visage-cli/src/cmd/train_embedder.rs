@@ -1,0 +1,372 @@
+//! `visage train embedder`: a small CNN trained from scratch with the triplet loss and online
+//! mining (visage-train on burn), exported to a model file the engine runs (`--model FILE`).
+//!
+//! The run is made to be killed: every `--checkpoint-every` steps the weights and the step
+//! are written atomically beside `--out`, and `--resume` continues from there (the batches
+//! replay from the seed, so a resumed run draws the batches an uninterrupted one would; Adam's
+//! moment estimates restart from zero, the one thing a resume does not restore).
+
+use crate::context::GlobalOpts;
+use crate::inputs::progress;
+use crate::Outcome;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use rayon::prelude::*;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use visage_core::{ChipGeometry, InputNormalization, LandmarkScheme, Metric, ModelDescriptor, SeededRng, Thresholds};
+use visage_embed::{CnnSpec, TrainedModel};
+use visage_train::burn::module::Module;
+use visage_train::burn::optim::{AdamConfig, GradientsParams};
+use visage_train::cnn::{chips_tensor, SmallCnn};
+use visage_train::{train_device, Mining, PkSampler, Reduction, Shortfall, TripletLoss};
+
+/// `visage train embedder`.
+#[derive(Args)]
+pub struct EmbedderArgs {
+    /// A folder with one sub-folder of photos per person (people with one photo are left out:
+    /// a triplet needs two photos of its anchor's person).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// The model file to write (safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Output channels of the 3x3 stride-2 convolutions, comma-separated.
+    #[arg(long, default_value = "16,32,64,128", value_delimiter = ',')]
+    pub channels: Vec<usize>,
+    /// Embedding dimension.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(2..=4096))]
+    pub dim: u32,
+    /// Chip side in pixels (chips aligned as dlib's, padding 0.25).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(16..=300))]
+    pub chip_size: u32,
+    /// Triplet mining in each batch: batch-all (every triplet still inside the margin; the
+    /// default: from scratch, batch-hard's hardest triplets collapsed this network to one point
+    /// in our runs), batch-hard or semi-hard.
+    #[arg(long, default_value = "batch-all", value_parser = parse_mining)]
+    pub mining: Mining,
+    /// The triplet margin alpha (embeddings are unit length: squared distances lie in [0, 4]).
+    #[arg(long, default_value_t = 0.2, value_parser = crate::args::rate)]
+    pub margin: f64,
+    /// People per batch.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub p: u32,
+    /// Photos per person in a batch.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(2..=100))]
+    pub k: u32,
+    /// Optimiser steps (batches).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub steps: u32,
+    /// Adam's learning rate at the start; it follows a cosine down to 1% of it by the last step.
+    #[arg(long, default_value_t = 1e-3, value_parser = crate::args::rate)]
+    pub lr: f64,
+    /// Seeds the initial weights, the batches and the augmentation.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write a checkpoint every N steps (and at the end).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub checkpoint_every: u32,
+    /// Continue from the checkpoint beside --out (OUT.ckpt), if there is one.
+    #[arg(long)]
+    pub resume: bool,
+    /// The chip cache [default: $XDG_CACHE_HOME/visage/chips].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Draw the loss and the active-triplet fraction per step (.png or .svg).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_mining(s: &str) -> Result<Mining, String> {
+    match s {
+        "batch-hard" => Ok(Mining::BatchHard),
+        "batch-all" => Ok(Mining::BatchAll),
+        "semi-hard" => Ok(Mining::SemiHard),
+        _ => Err(format!("{s:?}: mining strategies are batch-hard, batch-all and semi-hard")),
+    }
+}
+
+/// The chip of the largest face of `photo`, from the cache or cut and cached; `None` when no
+/// face is found.
+fn chip_of(g: &GlobalOpts, v: &visage::Visage, photo: &Path, geometry: ChipGeometry, cache: &Path) -> Result<Option<Vec<u8>>> {
+    let bytes = std::fs::read(photo).with_context(|| format!("reading {}", photo.display()))?;
+    let key = format!("{:x}", Sha256::digest(&bytes));
+    let file = cache.join(format!("{key}-{}-up{}-{}.rgb", geometry.size, g.upsample, g.detector.name()));
+    let none = cache.join(format!("{key}-up{}-{}.noface", g.upsample, g.detector.name()));
+    if let Ok(c) = std::fs::read(&file) {
+        if c.len() == geometry.bytes() {
+            return Ok(Some(c));
+        }
+    }
+    if none.exists() {
+        return Ok(None);
+    }
+    let img = v.load_image(photo)?;
+    let faces = v.find_faces(&img)?;
+    let Some(i) = visage::largest(&faces) else {
+        let _ = std::fs::write(&none, b"");
+        return Ok(None);
+    };
+    let chip = visage_align::face_chip(&img, &faces[i].landmarks, geometry)?;
+    let c = chip.as_bytes().to_vec();
+    // Written whole, then renamed: a killed run leaves no half chip behind.
+    let tmp = file.with_extension(format!("partial{}", std::process::id()));
+    if std::fs::write(&tmp, &c).is_ok() {
+        let _ = std::fs::rename(&tmp, &file);
+    }
+    Ok(Some(c))
+}
+
+/// One chip's augmentation: a horizontal flip, a shift of up to 2 pixels (edges repeated), a
+/// contrast gain and a brightness offset of up to 10%.
+struct Augmentation {
+    flip: bool,
+    dx: isize,
+    dy: isize,
+    gain: f64,
+    bias: f64,
+}
+
+impl Augmentation {
+    /// Draws one (always five draws, so a resumed run can replay them).
+    fn draw(rng: &mut SeededRng) -> Self {
+        let flip = rng.below(2) == 1;
+        let (dx, dy) = (rng.below(5) as isize - 2, rng.below(5) as isize - 2);
+        let gain = 0.9 + 0.2 * rng.uniform();
+        let bias = 25.5 * (rng.uniform() - 0.5);
+        Augmentation { flip, dx, dy, gain, bias }
+    }
+}
+
+/// `chip` augmented with a fresh draw from `rng`.
+fn augment(chip: &[u8], size: usize, rng: &mut SeededRng) -> Vec<u8> {
+    let Augmentation { flip, dx, dy, gain, bias } = Augmentation::draw(rng);
+    let mut out = vec![0u8; chip.len()];
+    for y in 0..size {
+        for x in 0..size {
+            let sx = if flip { size - 1 - x } else { x } as isize + dx;
+            let sy = y as isize + dy;
+            let (sx, sy) = (sx.clamp(0, size as isize - 1) as usize, sy.clamp(0, size as isize - 1) as usize);
+            for c in 0..3 {
+                let v = chip[(sy * size + sx) * 3 + c] as f64 * gain + bias;
+                out[(y * size + x) * 3 + c] = v.round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    out
+}
+
+/// The checkpoint beside the model file: weights (a model file) and the step reached.
+fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {
+    (out.with_extension("ckpt.safetensors"), out.with_extension("ckpt.json"))
+}
+
+/// Runs `visage train embedder`.
+pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            bail!("{}: the folder {} does not exist", a.out.display(), dir.display());
+        }
+    }
+    if let Some(p) = &a.plot {
+        visage_eval::plot::check_path(p).map_err(anyhow::Error::msg)?;
+    }
+    if a.channels.is_empty() || a.channels.iter().any(|&c| c == 0 || c > 4096) {
+        bail!("--channels {:?}: one to many convolutions of 1 to 4096 channels", a.channels);
+    }
+    let scan = crate::inputs::people(&a.data)?;
+    scan.warn_unused(&a.data, g.quiet);
+    let geometry = ChipGeometry { size: a.chip_size, padding: 0.25 };
+    let cache = match &a.cache {
+        Some(c) => c.clone(),
+        None => dirs::cache_dir().context("no cache folder: pass --cache DIR")?.join("visage").join("chips"),
+    };
+    std::fs::create_dir_all(&cache).with_context(|| format!("creating the chip cache {}", cache.display()))?;
+
+    // Chips, cut once (in parallel) and cached.
+    let v = g.visage()?;
+    let photos: Vec<(usize, &PathBuf)> = scan.people.iter().enumerate().flat_map(|(i, p)| p.1.iter().map(move |f| (i, f))).collect();
+    let bar = progress(photos.len(), "cutting chips", g.quiet || a.json);
+    let chips: Vec<(usize, Option<Vec<u8>>)> = photos
+        .par_iter()
+        .map(|&(i, f)| {
+            let c = chip_of(g, &v, f, geometry, &cache).unwrap_or_else(|e| {
+                bar.suspend(|| eprintln!("visage: {}: {e:#} (left out)", f.display()));
+                None
+            });
+            bar.inc(1);
+            (i, c)
+        })
+        .collect();
+    bar.finish_and_clear();
+    let no_face = chips.iter().filter(|c| c.1.is_none()).count();
+    let mut people: Vec<Vec<Vec<u8>>> = vec![Vec::new(); scan.people.len()];
+    for (i, c) in chips.into_iter() {
+        if let Some(c) = c {
+            people[i].push(c);
+        }
+    }
+    let people: Vec<Vec<Vec<u8>>> = people.into_iter().filter(|p| p.len() >= 2).collect();
+    if people.len() < a.p as usize {
+        bail!("{}: {} people with 2+ usable photos, fewer than --p {}", a.data.display(), people.len(), a.p);
+    }
+    let counts: Vec<usize> = people.iter().map(|p| p.len()).collect();
+    let chips_total: usize = counts.iter().sum();
+
+    let spec = CnnSpec { channels: a.channels.clone(), dim: a.dim as usize };
+    let input = InputNormalization { mean: [127.5, 127.5, 127.5], scale: 1.0 / 128.0 };
+    let provisional = ModelDescriptor {
+        id: "visage-cnn-training".into(),
+        dim: spec.dim,
+        chip: geometry,
+        landmarks: LandmarkScheme::Dlib5,
+        input,
+        thresholds: Thresholds { l2: 1.0, cosine: 0.5, chi2: 1.0 },
+    };
+    let device = train_device();
+    device.seed(a.seed);
+    let (ckpt_model, ckpt_state) = checkpoint_paths(&a.out);
+    let mut start = 0usize;
+    let mut net = SmallCnn::new(&spec, &device);
+    if a.resume && ckpt_state.exists() {
+        let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ckpt_state)?)
+            .with_context(|| format!("{}: not a checkpoint", ckpt_state.display()))?;
+        let m = TrainedModel::load(&ckpt_model)?;
+        if m.spec != spec {
+            bail!("{}: the checkpoint's architecture {:?} is not this run's {:?}", ckpt_model.display(), m.spec, spec);
+        }
+        net = SmallCnn::from_model(&m, &device);
+        start = state["step"].as_u64().unwrap_or(0) as usize;
+        if !g.quiet && !a.json {
+            eprintln!("resuming from step {start} ({})", ckpt_model.display());
+        }
+    }
+    let mut sampler = PkSampler::new(&counts, a.p as usize, a.k as usize, Shortfall::Repeat, a.seed).map_err(anyhow::Error::msg)?;
+    let mut aug_rng = SeededRng::new(a.seed ^ 0x5eed);
+    // Replays the batches (and augmentation draws) of the steps already done.
+    for _ in 0..start {
+        let b = sampler.next_batch();
+        for _ in &b.rows {
+            Augmentation::draw(&mut aug_rng);
+        }
+    }
+    let loss_fn = TripletLoss { margin: a.margin, metric: visage_train::Metric::SquaredL2, mining: a.mining, reduction: Reduction::Mean };
+    let mut optim = AdamConfig::new().init();
+    let log_path = a.out.with_extension("log.jsonl");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(a.resume)
+        .write(true)
+        .truncate(!a.resume)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let steps = a.steps as usize;
+    let bar = progress(steps, "training", g.quiet || a.json);
+    bar.set_position(start as u64);
+    let size = a.chip_size as usize;
+    let started = std::time::Instant::now();
+    let mut history: Vec<(usize, f32, f32)> = Vec::new();
+    let save_checkpoint = |net: &SmallCnn, step: usize| -> Result<()> {
+        net.valid().export(&spec, &provisional, "checkpoint").save(&ckpt_model)?;
+        let tmp = ckpt_state.with_extension("partial");
+        std::fs::write(&tmp, json!({"step": step, "seed": a.seed}).to_string())?;
+        std::fs::rename(&tmp, &ckpt_state)?;
+        Ok(())
+    };
+    for step in start..steps {
+        let b = sampler.next_batch();
+        let batch: Vec<Vec<u8>> = b.rows.iter().map(|&(p, i)| augment(&people[p][i], size, &mut aug_rng)).collect();
+        let refs: Vec<&[u8]> = batch.iter().map(|c| c.as_slice()).collect();
+        let x = chips_tensor(&refs, size, &provisional, &device);
+        let out = loss_fn.forward(net.forward(x), &b.labels());
+        let st = out.stats;
+        let lr = a.lr * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / steps as f64).cos()));
+        let grads = GradientsParams::from_grads(out.loss.backward(), &net);
+        net = optim.step(lr, net, grads);
+        writeln!(
+            log,
+            "{}",
+            json!({"step": step + 1, "loss": st.loss, "active_fraction": st.active_fraction(), "mean_positive": st.mean_positive, "mean_negative": st.mean_negative, "lr": lr})
+        )?;
+        history.push((step + 1, st.loss, st.active_fraction()));
+        bar.set_message(format!("training: loss {:.4}, active {:.0}%", st.loss, 100.0 * st.active_fraction()));
+        bar.inc(1);
+        if (step + 1) % a.checkpoint_every as usize == 0 || step + 1 == steps {
+            save_checkpoint(&net, step + 1)?;
+        }
+    }
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let net = net.valid();
+
+    // Thresholds: the best accuracy on pairs of the training people (the embedding's own
+    // scale; `visage calibrate` or `eval` on your data gives better ones).
+    let model0 = net.export(&spec, &provisional, "");
+    let embedder = visage_embed::Embedder::from_trained(&model0, visage_embed::EngineOptions::default())?;
+    let flat: Vec<(usize, &[u8])> = people.iter().enumerate().flat_map(|(i, p)| p.iter().map(move |c| (i, c.as_slice()))).collect();
+    let emb = embedder.embed_batch(&flat.iter().map(|x| x.1).collect::<Vec<_>>())?;
+    let mut rng = SeededRng::new(a.seed);
+    let mut pairs = Vec::new();
+    for _ in 0..20_000.min(flat.len() * 20) {
+        let (x, y) = (rng.below(flat.len()), rng.below(flat.len()));
+        if x != y {
+            pairs.push((x, y, flat[x].0 == flat[y].0));
+        }
+    }
+    let best = |m: Metric| {
+        let s: Vec<(f64, bool)> = pairs.iter().map(|&(x, y, same)| (m.distance(&emb[x], &emb[y]) as f64, same)).collect();
+        if s.iter().any(|p| p.1) && s.iter().any(|p| !p.1) {
+            visage_eval::protocol::best_threshold(&s) as f32
+        } else {
+            f32::NAN
+        }
+    };
+    let thresholds = Thresholds { l2: best(Metric::L2), cosine: best(Metric::Cosine), chi2: best(Metric::Chi2) };
+    let mut hasher = Sha256::new();
+    let mut names: Vec<&String> = model0.tensors.keys().collect();
+    names.sort();
+    for n in names {
+        for x in &model0.tensors[n].1 {
+            hasher.update(x.to_le_bytes());
+        }
+    }
+    let id = format!("visage-cnn-{}", &format!("{:x}", hasher.finalize())[..16]);
+    let descriptor = ModelDescriptor { id: id.clone(), thresholds, ..provisional };
+    let provenance = json!({
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "data": a.data, "people": people.len(), "chips": chips_total, "photos_without_face": no_face,
+        "mining": format!("{:?}", a.mining), "margin": a.margin, "p": a.p, "k": a.k, "steps": a.steps, "lr": a.lr, "seed": a.seed,
+    })
+    .to_string();
+    net.export(&spec, &descriptor, &provenance).save(&a.out)?;
+    if let Some(p) = &a.plot {
+        let loss: Vec<(f64, f64)> = history.iter().map(|h| (h.0 as f64, h.1 as f64)).collect();
+        let active: Vec<(f64, f64)> = history.iter().map(|h| (h.0 as f64, h.2 as f64)).collect();
+        visage_eval::plot::write_curves(p, "visage train embedder", "step", &[("triplet loss", &loss), ("active-triplet fraction", &active)])
+            .map_err(|e| anyhow::anyhow!("writing the plot {}: {e}", p.display()))?;
+    }
+    let first = history.first().map(|h| h.1).unwrap_or(f32::NAN);
+    let last10: Vec<f32> = history.iter().rev().take(10).map(|h| h.1).collect();
+    let last = last10.iter().sum::<f32>() / last10.len().max(1) as f32;
+    if a.json {
+        println!(
+            "{}",
+            json!({"out": a.out, "model": id, "people": people.len(), "chips": chips_total, "photos_without_face": no_face,
+                   "steps": steps, "resumed_from": start, "first_loss": first, "last_loss_mean10": last, "seconds": seconds,
+                   "thresholds": {"l2": thresholds.l2, "cosine": thresholds.cosine, "chi2": thresholds.chi2}, "log": log_path})
+        );
+    } else {
+        println!(
+            "{id}: {} people, {chips_total} chips ({no_face} photos without a face); {} steps from {start} in {seconds:.1} s; loss {first:.4} -> {last:.4} (mean of the last 10)",
+            people.len(),
+            steps
+        );
+        println!("L2 threshold {:.4} on the training people; written to {} (log {})", thresholds.l2, a.out.display(), log_path.display());
+    }
+    Ok(Outcome::Ok)
+}
