@@ -202,13 +202,19 @@ fn histogram(p: &[u8], w: usize, cells_nr: usize, cells_nc: usize, visible_nr: u
             // SAFETY: the level was clamped to what this CPU runs; every lane reads
             // x-1..x+8 < w within the rows.
             Simd::Avx2 => unsafe { avx2::phase_a(up, mid, down, &cols, vy0, vy1, vector_end, &mut votes) },
-            // SAFETY: as above (16 lanes read x-1..x+16, masked to [1, vector_end) + 1).
-            Simd::Avx512 => unsafe { avx512::phase_a(up, mid, down, &cols, vy0, vy1, vector_end, &mut votes) },
+            // SAFETY: as above (16 lanes read x-1..x+16, masked to [1, visible_nc) + 1, and
+            // visible_nc < w).
+            Simd::Avx512 => unsafe {
+                avx512::phase_a::<false>(up, mid, down, &cols, vy0, vy1, 1, vector_end, &mut votes);
+                avx512::phase_a::<true>(up, mid, down, &cols, vy0, vy1, vector_end, visible_nc, &mut votes);
+            },
             Simd::Scalar => {}
         }
-        if simd != Simd::Scalar {
-            x = vector_end;
-        }
+        x = match simd {
+            Simd::Scalar => x,
+            Simd::Avx2 => vector_end,
+            Simd::Avx512 => visible_nc,
+        };
         for x in x..visible_nc {
             phase_a_scalar(up, mid, down, &cols, vy0, vy1, x, x < vector_end, &mut votes);
         }
@@ -456,26 +462,31 @@ mod avx512 {
     /// can exceed a best >= 0, that is the first |d_o| above the best, with bin o when d_o > 0
     /// and o + 9 otherwise.
     ///
+    /// With `SCALAR_RULES` it does the pixels [from, to) with the scalar code's rules
+    /// instead (channel ties to the earlier channel, votes `(vy*vx)*v`), as
+    /// [`super::phase_a_scalar`] does them.
+    ///
     /// # Safety
-    /// AVX-512F/BW must be available; rows must be at least `vector_end + 1` long.
+    /// AVX-512F/BW must be available; rows must be at least `to + 1` long.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512bw,avx2")]
-    pub(super) unsafe fn phase_a(
+    pub(super) unsafe fn phase_a<const SCALAR_RULES: bool>(
         up: &PlanarRow,
         mid: &PlanarRow,
         down: &PlanarRow,
         cols: &Columns,
         vy0: f32,
         vy1: f32,
-        vector_end: usize,
+        from: usize,
+        to: usize,
         out: &mut Votes,
     ) {
         let (vy0, vy1) = (_mm512_set1_ps(vy0), _mm512_set1_ps(vy1));
         let ux: [__m512; 9] = std::array::from_fn(|o| _mm512_set1_ps(UX[o]));
         let uy: [__m512; 9] = std::array::from_fn(|o| _mm512_set1_ps(UY[o]));
-        let mut x = 1;
-        while x < vector_end {
-            let m: __mmask16 = if x + 16 <= vector_end { !0 } else { (1u32 << (vector_end - x)) as u16 - 1 };
+        let mut x = from;
+        while x < to {
+            let m: __mmask16 = if x + 16 <= to { !0 } else { (1u32 << (to - x)) as u16 - 1 };
             let grad = |ch: usize| {
                 let l = _mm512_maskz_loadu_epi32(m, mid.ch[ch].as_ptr().add(x - 1));
                 let r = _mm512_maskz_loadu_epi32(m, mid.ch[ch].as_ptr().add(x + 1));
@@ -489,11 +500,19 @@ mod avx512 {
             let (rx, ry, rl) = grad(0);
             let (gx_, gy_, gl) = grad(1);
             let (bx, by, bl) = grad(2);
-            // c = lenR > lenG ? R : G; c = len_c > lenB ? c : B
-            let k = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(rl, gl);
-            let (cx, cy, cl) = (_mm512_mask_blend_ps(k, gx_, rx), _mm512_mask_blend_ps(k, gy_, ry), _mm512_mask_blend_ps(k, gl, rl));
-            let k = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(cl, bl);
-            let (gx, gy, len) = (_mm512_mask_blend_ps(k, bx, cx), _mm512_mask_blend_ps(k, by, cy), _mm512_mask_blend_ps(k, bl, cl));
+            let (gx, gy, len) = if SCALAR_RULES {
+                // c = R; if lenG > len_c { c = G }; if lenB > len_c { c = B }
+                let k = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(gl, rl);
+                let (cx, cy, cl) = (_mm512_mask_blend_ps(k, rx, gx_), _mm512_mask_blend_ps(k, ry, gy_), _mm512_mask_blend_ps(k, rl, gl));
+                let k = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(bl, cl);
+                (_mm512_mask_blend_ps(k, cx, bx), _mm512_mask_blend_ps(k, cy, by), _mm512_mask_blend_ps(k, cl, bl))
+            } else {
+                // c = lenR > lenG ? R : G; c = len_c > lenB ? c : B
+                let k = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(rl, gl);
+                let (cx, cy, cl) = (_mm512_mask_blend_ps(k, gx_, rx), _mm512_mask_blend_ps(k, gy_, ry), _mm512_mask_blend_ps(k, gl, rl));
+                let k = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(cl, bl);
+                (_mm512_mask_blend_ps(k, bx, cx), _mm512_mask_blend_ps(k, by, cy), _mm512_mask_blend_ps(k, bl, cl))
+            };
             let v = _mm512_sqrt_ps(len);
             let mut best = _mm512_setzero_ps();
             let mut best_d = _mm512_setzero_ps();
@@ -510,13 +529,19 @@ mod avx512 {
             let bin = _mm512_mask_add_epi32(bin, neg, bin, _mm512_set1_epi32(9));
             let vx0 = _mm512_maskz_loadu_ps(m, cols.vx0.as_ptr().add(x));
             let vx1 = _mm512_maskz_loadu_ps(m, cols.vx1.as_ptr().add(x));
-            let a = _mm512_mul_ps(vx1, v);
-            let b = _mm512_mul_ps(vx0, v);
             _mm512_mask_storeu_epi32(out.bin.as_mut_ptr().add(x), m, bin);
-            _mm512_mask_storeu_ps(out.w11.as_mut_ptr().add(x), m, _mm512_mul_ps(vy1, a));
-            _mm512_mask_storeu_ps(out.w01.as_mut_ptr().add(x), m, _mm512_mul_ps(vy0, a));
-            _mm512_mask_storeu_ps(out.w10.as_mut_ptr().add(x), m, _mm512_mul_ps(vy1, b));
-            _mm512_mask_storeu_ps(out.w00.as_mut_ptr().add(x), m, _mm512_mul_ps(vy0, b));
+            let w = if SCALAR_RULES {
+                let v = |a: __m512, b: __m512| _mm512_mul_ps(_mm512_mul_ps(a, b), v);
+                [v(vy1, vx1), v(vy0, vx1), v(vy1, vx0), v(vy0, vx0)]
+            } else {
+                let a = _mm512_mul_ps(vx1, v);
+                let b = _mm512_mul_ps(vx0, v);
+                [_mm512_mul_ps(vy1, a), _mm512_mul_ps(vy0, a), _mm512_mul_ps(vy1, b), _mm512_mul_ps(vy0, b)]
+            };
+            _mm512_mask_storeu_ps(out.w11.as_mut_ptr().add(x), m, w[0]);
+            _mm512_mask_storeu_ps(out.w01.as_mut_ptr().add(x), m, w[1]);
+            _mm512_mask_storeu_ps(out.w10.as_mut_ptr().add(x), m, w[2]);
+            _mm512_mask_storeu_ps(out.w00.as_mut_ptr().add(x), m, w[3]);
             x += 16;
         }
     }
