@@ -271,8 +271,22 @@ pub fn run(g: &GlobalOpts, c: EvalCommand) -> Result<Outcome> {
                 bail!("{}: not a folder (--images is LFW's image folder)", images.display());
             }
             crate::inputs::check_file_as(&pairs, "pair list")?;
-            let p = parse_lfw(&pairs, &images)?;
-            let folds = p.iter().map(|x| x.fold).max().unwrap_or(0) + 1;
+            let mut p = parse_lfw(&pairs, &images)?;
+            let mut folds = p.iter().map(|x| x.fold).max().unwrap_or(0) + 1;
+            if folds == 1 {
+                // View 1's pairsDevTest/pairsDevTrain are one list: dealt into 10 folds class by
+                // class (as `eval pairs` does), so thresholds are still chosen on other pairs.
+                folds = 10;
+                let mut counter = [0usize; 2];
+                for x in &mut p {
+                    let c = &mut counter[x.same as usize];
+                    x.fold = *c % folds;
+                    *c += 1;
+                }
+                if !opts.json && !g.quiet {
+                    eprintln!("{}: one list, dealt into 10 folds class by class", pairs.display());
+                }
+            }
             (format!("LFW {}", pairs.file_name().unwrap_or_default().to_string_lossy()), p, folds, opts, out)
         }
         EvalCommand::Pairs { pairs, folds, opts, out } => {

@@ -30,6 +30,14 @@ pub struct EmbedderArgs {
     /// a triplet needs two photos of its anchor's person).
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
+    /// Train only on the people of this list (LFW's peopleDevTrain.txt or people.txt format),
+    /// so that a protocol's test people stay unseen.
+    #[arg(long, value_name = "FILE")]
+    pub people: Option<PathBuf>,
+    /// With --people in LFW's View 2 format (people.txt, 10 folds): leave this fold's people
+    /// out.
+    #[arg(long, value_name = "K", requires = "people")]
+    pub except_fold: Option<usize>,
     /// The model file to write (safetensors).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -179,8 +187,17 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     if a.channels.is_empty() || a.channels.iter().any(|&c| c == 0 || c > 4096) {
         bail!("--channels {:?}: one to many convolutions of 1 to 4096 channels", a.channels);
     }
-    let scan = crate::inputs::people(&a.data)?;
+    let mut scan = crate::inputs::people(&a.data)?;
     scan.warn_unused(&a.data, g.quiet);
+    if let Some(list) = &a.people {
+        let l = visage_train::PeopleList::read(list).with_context(|| format!("reading the people list {}", list.display()))?;
+        let names: std::collections::HashSet<String> =
+            a.except_fold.map_or_else(|| l.names(), |k| l.names_except(k)).into_iter().collect();
+        scan.people.retain(|p| names.contains(&p.0));
+        if scan.people.is_empty() {
+            bail!("{}: none of the listed people has a folder in {}", list.display(), a.data.display());
+        }
+    }
     let geometry = ChipGeometry { size: a.chip_size, padding: 0.25 };
     let cache = match &a.cache {
         Some(c) => c.clone(),
@@ -339,7 +356,7 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     let descriptor = ModelDescriptor { id: id.clone(), thresholds, ..provisional };
     let provenance = json!({
         "command": std::env::args().collect::<Vec<_>>().join(" "),
-        "data": a.data, "people": people.len(), "chips": chips_total, "photos_without_face": no_face,
+        "data": a.data, "people_list": a.people, "except_fold": a.except_fold, "people": people.len(), "chips": chips_total, "photos_without_face": no_face,
         "mining": format!("{:?}", a.mining), "margin": a.margin, "p": a.p, "k": a.k, "steps": a.steps, "lr": a.lr, "seed": a.seed,
     })
     .to_string();
