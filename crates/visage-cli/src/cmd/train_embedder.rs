@@ -362,9 +362,17 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     .to_string();
     net.export(&spec, &descriptor, &provenance).save(&a.out)?;
     if let Some(p) = &a.plot {
-        let loss: Vec<(f64, f64)> = history.iter().map(|h| (h.0 as f64, h.1 as f64)).collect();
-        let active: Vec<(f64, f64)> = history.iter().map(|h| (h.0 as f64, h.2 as f64)).collect();
-        visage_eval::plot::write_curves(p, "visage train embedder", "step", &[("triplet loss", &loss), ("active-triplet fraction", &active)])
+        // Per-step values are noisy (one batch each): drawn as running means over 1% of the run.
+        let w = (history.len() / 100).max(1);
+        let smooth = |f: fn(&(usize, f32, f32)) -> f32| -> Vec<(f64, f64)> {
+            history
+                .windows(w)
+                .map(|win| (win[win.len() - 1].0 as f64, win.iter().map(|h| f(h) as f64).sum::<f64>() / w as f64))
+                .collect()
+        };
+        let (loss, active) = (smooth(|h| h.1), smooth(|h| h.2));
+        let (l, f) = (format!("triplet loss over active triplets (mean of {w} steps)"), format!("active-triplet fraction (mean of {w} steps)"));
+        visage_eval::plot::write_curves(p, &format!("visage train embedder: {}", a.out.display()), "step", &[(&l, &loss), (&f, &active)])
             .map_err(|e| anyhow::anyhow!("writing the plot {}: {e}", p.display()))?;
     }
     let first = history.first().map(|h| h.1).unwrap_or(f32::NAN);
