@@ -537,3 +537,59 @@ fn the_openapi_document_and_the_router_serve_the_same_routes() {
         assert!(!text.contains("http://") && !text.contains("https://") && !text.contains("//cdn"), "{p} loads nothing from elsewhere");
     }
 }
+
+#[test]
+fn embeddings_are_accepted_where_a_photo_is_in_identify_and_verify() {
+    let Some(n) = photos() else { return };
+    let s = start(&[]);
+    let d = s.data.path();
+    let (admin, enroller, viewer) = (key(d, "acme", "admin"), key(d, "acme", "enroll"), key(d, "acme", "recognize"));
+    let u = |p: &str| format!("{}{p}", s.base);
+    let img = |p: &str| std::fs::read(n.join(p)).unwrap();
+    assert_eq!(call("POST", &u("/v1/galleries"), Some(&admin), json_body(serde_json::json!({"name": "staff"}))).0, 201);
+    let (st, v, _) = call("POST", &u("/v1/galleries/staff/subjects/s7/faces"), Some(&enroller), Some(multipart(&[], &[("image", &img(ENROL))])));
+    assert_eq!(st, 201, "{v}");
+    // The probe's embedding as `visage embed` prints it.
+    let out = Command::new(env!("CARGO_BIN_EXE_visage")).args(["embed", &n.join(LIVE).to_string_lossy()]).output().unwrap();
+    assert!(out.status.success());
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let emb = line["faces"][0]["embedding"].clone();
+    assert_eq!(emb.as_array().unwrap().len(), 128);
+    // Identify by embedding: the same decision and distance as by the photo.
+    let (st, by_photo, _) = call("POST", &u("/v1/galleries/staff/identify"), Some(&viewer), Some(multipart(&[], &[("image", &img(LIVE))])));
+    assert_eq!(st, 200, "{by_photo}");
+    let (st, by_emb, _) = call("POST", &u("/v1/galleries/staff/identify"), Some(&viewer), json_body(serde_json::json!({"embedding": emb})));
+    assert_eq!(st, 200, "{by_emb}");
+    let (p, e) = (&by_photo["faces"][0], &by_emb["faces"][0]);
+    assert_eq!((e["decision"].as_str(), e["name"].as_str()), (Some("match"), Some("s7")), "{e}");
+    let (dp, de) = (p["candidates"][0]["distance"].as_f64().unwrap(), e["candidates"][0]["distance"].as_f64().unwrap());
+    assert!((dp - de).abs() < 1e-6, "{dp} by photo, {de} by embedding");
+    assert_eq!(e["threshold"], p["threshold"]);
+    // Multipart works too (the field's text is the JSON array).
+    let (st, v, _) = call("POST", &u("/v1/galleries/staff/identify"), Some(&viewer), Some(multipart(&[("embedding", &emb.to_string())], &[])));
+    assert_eq!((st, v["faces"][0]["name"].as_str()), (200, Some("s7")), "{v}");
+    // Verify by embedding.
+    let (st, v, _) = call("POST", &u("/v1/galleries/staff/subjects/s7/verify"), Some(&viewer), json_body(serde_json::json!({"embedding": emb})));
+    assert_eq!((st, v["match"].as_bool()), (200, Some(true)), "{v}");
+    let (st, v, _) = call("POST", &u("/v1/galleries/staff/subjects/nobody/verify"), Some(&viewer), json_body(serde_json::json!({"embedding": emb})));
+    assert_eq!((st, v["code"].as_str()), (404, Some("subject_not_found")), "{v}");
+    // Refusals: the wrong dimension, not numbers, a non-finite value, a photo and an embedding
+    // at once, liveness without a photo.
+    let short: Vec<f64> = vec![0.1; 64];
+    let (st, v, _) = call("POST", &u("/v1/galleries/staff/identify"), Some(&viewer), json_body(serde_json::json!({"embedding": short})));
+    assert_eq!((st, v["code"].as_str()), (422, Some("wrong_dimension")), "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("64 numbers"), "{v}");
+    let (st, _, _) = call("POST", &u("/v1/galleries/staff/identify"), Some(&viewer), json_body(serde_json::json!({"embedding": "0.1, 0.2"})));
+    assert_eq!(st, 400);
+    let mut huge: Vec<f64> = vec![0.0; 128];
+    huge[3] = 1e300;
+    let (st, _, _) = call("POST", &u("/v1/galleries/staff/identify"), Some(&viewer), json_body(serde_json::json!({"embedding": huge})));
+    assert_eq!(st, 400);
+    let (st, v, _) =
+        call("POST", &u("/v1/galleries/staff/identify"), Some(&viewer), Some(multipart(&[("embedding", &emb.to_string())], &[("image", &img(LIVE))])));
+    assert_eq!(st, 400, "{v}");
+    let (st, v, _) =
+        call("POST", &u("/v1/galleries/staff/identify"), Some(&viewer), json_body(serde_json::json!({"embedding": emb, "liveness": true})));
+    assert_eq!(st, 400, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("liveness"), "{v}");
+}

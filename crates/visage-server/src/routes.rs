@@ -71,6 +71,45 @@ fn liveness_json(state: &AppState, img: &RgbImage, f: &Face) -> (Verdict, Value)
     (j.verdict, json!({"verdict": j.verdict.word(), "score": j.score, "threshold": j.threshold, "reason": j.reason.map(|r| r.reason())}))
 }
 
+/// An embedding given in place of a photo (field `embedding`: a JSON array of numbers, as
+/// `visage embed` prints them), checked against the gallery's dimension; `None` when the
+/// request has no such field.
+fn given_embedding(form: &Form, gal: &visage_gallery::Gallery) -> Result<Option<Vec<f32>>, ApiError> {
+    let Some(text) = form.fields.get("embedding") else { return Ok(None) };
+    if form.photos.contains_key("image") {
+        return Err(ApiError::bad_request("send a photo (image) or an embedding, not both"));
+    }
+    let v: Vec<f64> = serde_json::from_str(text)
+        .map_err(|_| ApiError::bad_request("embedding must be a JSON array of numbers (as `visage embed` prints them)"))?;
+    let dim = gal.contract().dim;
+    if v.len() != dim {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "wrong_dimension",
+            format!("the embedding has {} numbers; this gallery's model ({}) makes {dim}", v.len(), gal.contract().model),
+        ));
+    }
+    if v.iter().any(|x| !x.is_finite() || x.abs() > f32::MAX as f64) {
+        return Err(ApiError::bad_request("embedding holds a value that is not a finite number"));
+    }
+    if form.fields.contains_key("liveness") {
+        return Err(ApiError::bad_request("liveness is judged on a photo: it cannot be asked for an embedding"));
+    }
+    Ok(Some(v.into_iter().map(|x| x as f32).collect()))
+}
+
+/// The candidates and decision of one embedding.
+fn identified(gal: &visage_gallery::Gallery, e: &[f32], top: usize, t: f64) -> Result<Value, ApiError> {
+    let cands = gal.search(e, top)?;
+    let best = cands.first().filter(|m| (m.distance as f64) < t);
+    Ok(json!({
+        "decision": if best.is_some() { "match" } else { "unknown" },
+        "name": best.map(|m| m.name.clone()),
+        "threshold": t,
+        "candidates": cands.iter().map(|m| json!({"name": m.name, "distance": m.distance})).collect::<Vec<_>>(),
+    }))
+}
+
 /// The one face a request means: the largest, or `face` (index) when given; 422 without one.
 fn one_face(state: &AppState, img: &RgbImage, form: &Form, several_ok: bool) -> Result<FaceEmbedding, ApiError> {
     let faces = state.visage.analyze(img)?;
@@ -364,6 +403,19 @@ pub async fn identify(State(st): S, c: Caller, Path(g): Path<String>, req: Reque
     let gal = st.gallery(c.tenant(), &g)?;
     let form = photo::read(req, &["image"], st.config.max_body).await?;
     let (top, given, live_check) = (top_k(&form)?, threshold(&form)?, flag(&form, "liveness")?);
+    if let Some(e) = given_embedding(&form, &gal)? {
+        let face = st
+            .pool
+            .run(move || {
+                let t = match given {
+                    Some(t) => t,
+                    None => gal.threshold()?,
+                };
+                identified(&gal, &e, top, t)
+            })
+            .await?;
+        return Ok(Json(json!({ "faces": [face] })));
+    }
     let bytes = form.photo("image")?;
     let st2 = st.clone();
     let faces = st
@@ -390,12 +442,8 @@ pub async fn identify(State(st): S, c: Caller, Path(g): Path<String>, req: Reque
                             return Ok(out);
                         }
                     }
-                    let cands = gal.search(&f.embedding, top)?;
-                    let best = cands.first().filter(|m| (m.distance as f64) < t);
-                    out["decision"] = json!(if best.is_some() { "match" } else { "unknown" });
-                    out["name"] = json!(best.map(|m| m.name.clone()));
-                    out["threshold"] = json!(t);
-                    out["candidates"] = json!(cands.iter().map(|m| json!({"name": m.name, "distance": m.distance})).collect::<Vec<_>>());
+                    let decided = identified(&gal, &f.embedding, top, t)?;
+                    out.as_object_mut().expect("a face is an object").extend(decided.as_object().expect("an object").clone());
                     Ok(out)
                 })
                 .collect::<Result<Vec<_>, ApiError>>()
@@ -412,7 +460,8 @@ pub async fn verify(State(st): S, c: Caller, Path((g, s)): Path<(String, String)
     let gal = st.gallery(c.tenant(), &g)?;
     let form = photo::read(req, &["image"], st.config.max_body).await?;
     let (given, live_check) = (threshold(&form)?, flag(&form, "liveness")?);
-    let bytes = form.photo("image")?;
+    let embedding = given_embedding(&form, &gal)?;
+    let bytes = if embedding.is_some() { Default::default() } else { form.photo("image")? };
     let st2 = st.clone();
     st.pool
         .run(move || {
@@ -423,6 +472,10 @@ pub async fn verify(State(st): S, c: Caller, Path((g, s)): Path<(String, String)
             // An unknown name is refused before the photo work.
             if !gal.subjects()?.iter().any(|x| x.name == s) {
                 return Err(ApiError::not_found("subject_not_found", format!("no one called {s:?} is enrolled")));
+            }
+            if let Some(e) = embedding {
+                let d = gal.distance_to(&s, &e)?;
+                return Ok(Json(json!({"subject": s, "threshold": t, "distance": d, "match": (d as f64) < t})));
             }
             let img = decode(&st2, &bytes, "image")?;
             let f = one_face(&st2, &img, &form, true)?;
