@@ -573,6 +573,18 @@ fn embeddings_are_accepted_where_a_photo_is_in_identify_and_verify() {
     assert_eq!((st, v["match"].as_bool()), (200, Some(true)), "{v}");
     let (st, v, _) = call("POST", &u("/v1/galleries/staff/subjects/nobody/verify"), Some(&viewer), json_body(serde_json::json!({"embedding": emb})));
     assert_eq!((st, v["code"].as_str()), (404, Some("subject_not_found")), "{v}");
+    // Enroll by embedding (idempotent, as a photo is), then found by it.
+    let other = Command::new(env!("CARGO_BIN_EXE_visage")).args(["embed", &n.join(OTHER).join(std::fs::read_dir(n.join(OTHER)).unwrap().map(|e| e.unwrap().file_name()).min().unwrap()).to_string_lossy()]).output().unwrap();
+    let other: serde_json::Value = serde_json::from_slice(&other.stdout).unwrap();
+    let e11 = other["faces"][0]["embedding"].clone();
+    let (st, v, _) = call("POST", &u("/v1/galleries/staff/subjects/s11/faces"), Some(&viewer), json_body(serde_json::json!({"embedding": e11})));
+    assert_eq!(st, 403, "scopes hold for embeddings too: {v}");
+    let (st, v, _) = call("POST", &u("/v1/galleries/staff/subjects/s11/faces"), Some(&enroller), json_body(serde_json::json!({"embedding": e11})));
+    assert_eq!((st, v["added"].as_u64()), (201, Some(1)), "{v}");
+    let (st, v, _) = call("POST", &u("/v1/galleries/staff/subjects/s11/faces"), Some(&enroller), json_body(serde_json::json!({"embedding": e11})));
+    assert_eq!((st, v["added"].as_u64(), v["already_enrolled"].as_u64()), (200, Some(0), Some(1)), "{v}");
+    let (_, v, _) = call("POST", &u("/v1/galleries/staff/identify"), Some(&viewer), json_body(serde_json::json!({"embedding": e11})));
+    assert_eq!(v["faces"][0]["name"], "s11", "{v}");
     // Refusals: the wrong dimension, not numbers, a non-finite value, a photo and an embedding
     // at once, liveness without a photo.
     let short: Vec<f64> = vec![0.1; 64];

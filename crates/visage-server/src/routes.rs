@@ -309,6 +309,24 @@ pub async fn enroll(State(st): S, c: Caller, Path((g, s)): Path<(String, String)
     c.require(Scope::Enroll)?;
     let gal = st.gallery(c.tenant(), &g)?;
     let form = photo::read(req, &["image"], st.config.max_body).await?;
+    if let Some(e) = given_embedding(&form, &gal)? {
+        // Idempotent like a photo: keyed by the embedding's own hash (no box: no photo).
+        let mut h = Sha256::new();
+        e.iter().for_each(|x| h.update(x.to_le_bytes()));
+        let t = NewTemplate { embedding: e, photo_sha256: format!("embedding:{:x}", h.finalize()), face_box: [0; 4], source: Some("api-embedding".into()) };
+        let name = s.clone();
+        let (out, id) = st
+            .pool
+            .run(move || {
+                let out = gal.enroll(&name, None, std::slice::from_ref(&t))?;
+                let id = gal.faces(&name)?.into_iter().find(|x| x.photo_sha256 == t.photo_sha256).map(|x| x.id);
+                Ok((out, id))
+            })
+            .await?;
+        audit(&st, &c, "enroll", Some(&g), Some(&s), &format!("{} added (embedding)", out.added)).await?;
+        let status = if out.added > 0 { StatusCode::CREATED } else { StatusCode::OK };
+        return Ok((status, Json(json!({"subject": s, "added": out.added, "already_enrolled": out.already, "face_id": id, "face": null}))));
+    }
     let bytes = form.photo("image")?;
     let (st2, name) = (st.clone(), s.clone());
     let (out, f, id) = st.pool.run(move || enroll_one(&st2, &gal, &name, &bytes, &form)).await?;
