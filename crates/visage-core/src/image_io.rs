@@ -118,12 +118,19 @@ pub fn load_rgb(path: &Path, limits: &ImageLimits) -> Result<RgbImage, ImageErro
 
 /// Decodes an in-memory photo; `what` names it in errors.
 pub fn decode_rgb(bytes: &[u8], what: &str, limits: &ImageLimits) -> Result<RgbImage, ImageError> {
+    decode_rgb_oriented(bytes, what, limits, true)
+}
+
+/// Decodes an in-memory photo, applying its EXIF orientation only when `orient` is true
+/// (`false` gives the pixels as stored, as PIL's `Image.open` and face_recognition's
+/// `load_image_file` do).
+pub fn decode_rgb_oriented(bytes: &[u8], what: &str, limits: &ImageLimits, orient: bool) -> Result<RgbImage, ImageError> {
     if bytes.len() as u64 > limits.max_file_bytes {
         return Err(ImageError::FileTooLarge { what: what.into(), bytes: bytes.len() as u64, limit: limits.max_file_bytes });
     }
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         let img = decode_jpeg(bytes, what, limits)?;
-        return Ok(apply_orientation(img, jpeg_exif_orientation(bytes)));
+        return Ok(if orient { apply_orientation(img, jpeg_exif_orientation(bytes)) } else { img });
     }
     let format = match image::guess_format(bytes) {
         Ok(f @ (ImageFormat::Png | ImageFormat::WebP)) => f,
@@ -133,7 +140,7 @@ pub fn decode_rgb(bytes: &[u8], what: &str, limits: &ImageLimits) -> Result<RgbI
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format).into_decoder().map_err(corrupt)?;
     let (w, h) = reader.dimensions();
     check_size(what, w as u64, h as u64, limits)?;
-    let orientation = reader.orientation().ok();
+    let orientation = if orient { reader.orientation().ok() } else { None };
     let mut lim = image::Limits::default();
     lim.max_image_width = Some(w);
     lim.max_image_height = Some(h);

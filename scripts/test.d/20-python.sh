@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The Python package (crates/visage-python): `pip install ./crates/visage-python` into a virtual
+# environment that also holds the reference (face_recognition on dlib-bin, as the benchmarks
+# use it) and pytest, then its test suite. Needs python3 with venv and pip, and the network
+# for the reference's wheels on the first run. The venv lives in target/python-venv
+# (VISAGE_PY_VENV overrides); the Rust build goes to target/ (CARGO_TARGET_DIR overrides).
+# Without python3 it skips, unless VISAGE_REQUIRE_DATA=1 (CI), where it fails; the tests
+# themselves fail rather than skip there when the data, the models or the reference is missing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+start=$(date +%s)
+if ! command -v python3 >/dev/null || ! python3 -c "import venv, ensurepip" 2>/dev/null; then
+  if [ "${VISAGE_REQUIRE_DATA:-}" = 1 ]; then echo "20-python: python3 with venv and pip is required" >&2; exit 1; fi
+  echo "20-python: skipped (no python3 with venv and pip)"; exit 0
+fi
+venv="${VISAGE_PY_VENV:-$root/target/python-venv}"
+bash scripts/reference-env.sh "$venv"
+"$venv/bin/pip" install -q pytest "maturin>=1.5,<2"
+# The CLI the round-trip tests talk to (already built by the quick start and the workspace tests).
+[ -x target/release/visage ] || cargo build --release -p visage-cli
+# The one-command install; the build shares target/ with the workspace (same profile).
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}" \
+  "$venv/bin/pip" install -q --no-build-isolation --force-reinstall --no-deps ./crates/visage-python
+cd crates/visage-python/tests
+VISAGE_BIN="${VISAGE_BIN:-$root/target/release/visage}" "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" .
+echo "20-python: done in $(( $(date +%s) - start )) s"
