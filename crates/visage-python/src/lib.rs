@@ -338,6 +338,19 @@ impl Engine {
         Ok(pts.into_iter().map(|p| p.into_iter().map(|q| (q.x, q.y)).collect()).collect())
     }
 
+    /// The aligned chips dlib's `get_face_chip(img, shape, 150, 0.25)` cuts for each
+    /// rectangle (landmarks: 68 points when `large`, else 5), as H x W x 3 arrays.
+    #[pyo3(signature = (img, rects, large=false))]
+    fn chips_raw<'py>(&self, py: Python<'py>, img: &Bound<'_, PyAny>, rects: Vec<(i64, i64, i64, i64)>, large: bool) -> PyResult<Vec<Bound<'py, PyArray3<u8>>>> {
+        let img = to_rgb(img)?;
+        let geometry = self.visage.descriptor().chip;
+        let chips = py.allow_threads(|| -> PyResult<Vec<RgbImage>> {
+            let shapes = self.raw_landmarks(&img, &rects, large)?;
+            shapes.iter().map(|p| face_chip(&img, p, geometry).map(|c| c.into_image()).map_err(|e| pipeline_err(e.into()))).collect()
+        })?;
+        Ok(chips.into_iter().map(|c| to_numpy(py, c)).collect())
+    }
+
     /// face_recognition's encodings: for each rectangle, landmarks (68 when `large`), the
     /// aligned chip, and the embedding (the mean over `num_jitters` jittered chips when it is
     /// above 1), as an `(n, dim)` float64 array.
