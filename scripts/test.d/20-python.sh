@@ -22,6 +22,9 @@ bash scripts/reference-env.sh "$venv"
 # The one-command install; the build shares target/ with the workspace (same profile).
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}" \
   "$venv/bin/pip" install -q --no-build-isolation --force-reinstall --no-deps ./crates/visage-python
+# face_recognition's default landmarks are the 68-point model, which `visage models fetch`
+# leaves out by default: install it (a no-op when every model is there and verified).
+"$venv/bin/python" -m visage fetch
 cd crates/visage-python/tests
 VISAGE_BIN="${VISAGE_BIN:-$root/target/release/visage}" "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" .
 echo "20-python: done in $(( $(date +%s) - start )) s"
