@@ -17,14 +17,15 @@ fi
 venv="${VISAGE_PY_VENV:-$root/target/python-venv}"
 bash scripts/reference-env.sh "$venv"
 "$venv/bin/pip" install -q pytest "maturin>=1.5,<2"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 # The CLI the round-trip tests talk to (already built by the quick start and the workspace tests).
-[ -x target/release/visage ] || cargo build --release -p visage-cli
-# The one-command install; the build shares target/ with the workspace (same profile).
-CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}" \
-  "$venv/bin/pip" install -q --no-build-isolation --force-reinstall --no-deps ./crates/visage-python
+bin="${VISAGE_BIN:-$CARGO_TARGET_DIR/release/visage}"
+[ -x "$bin" ] || cargo build --release -p visage-cli
+# The one-command install; the build shares the target folder with the workspace (same profile).
+"$venv/bin/pip" install -q --no-build-isolation --force-reinstall --no-deps ./crates/visage-python
 # face_recognition's default landmarks are the 68-point model, which `visage models fetch`
 # leaves out by default: install it (a no-op when every model is there and verified).
 "$venv/bin/python" -m visage fetch
 cd crates/visage-python/tests
-VISAGE_BIN="${VISAGE_BIN:-$root/target/release/visage}" "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" .
+VISAGE_BIN="$bin" "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@" .
 echo "20-python: done in $(( $(date +%s) - start )) s"
