@@ -17,6 +17,7 @@ fi
 venv="${VISAGE_PY_VENV:-$root/target/python-venv}"
 bash scripts/reference-env.sh "$venv"
 "$venv/bin/pip" install -q pytest "maturin>=1.5,<2"
+export PATH="$venv/bin:$PATH"  # maturin's build hook runs the `maturin` it installed
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 # The CLI the round-trip tests talk to (already built by the quick start and the workspace tests).
 bin="${VISAGE_BIN:-$CARGO_TARGET_DIR/release/visage}"
