@@ -80,6 +80,13 @@ impl Embedder {
         Ok(Self { net, descriptor: model.descriptor.clone(), normalize: true, pool: Mutex::new(Vec::new()) })
     }
 
+    /// A model trained by visage as a classifier (a liveness network), compiled on the
+    /// engine: its outputs are the network's raw scores (logits), not normalised.
+    pub fn scorer_from_trained(model: &crate::trained::TrainedModel, options: EngineOptions) -> Result<Self, EmbedError> {
+        let net = Network::new(3, &model.spec.layers(), &model.weights(), options)?;
+        Ok(Self { net, descriptor: model.descriptor.clone(), normalize: false, pool: Mutex::new(Vec::new()) })
+    }
+
     /// The instruction set in use.
     pub fn isa(&self) -> Isa {
         self.net.options().isa

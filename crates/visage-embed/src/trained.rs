@@ -84,7 +84,13 @@ pub struct TrainedModel {
     pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
     /// Free-form metadata (how it was trained).
     pub provenance: String,
+    /// Further metadata a user of the network stores with it (for a liveness classifier: its
+    /// thresholds and quality bounds), by key; the keys the format itself uses are refused.
+    pub extra: std::collections::BTreeMap<String, String>,
 }
+
+/// The metadata keys the format itself uses.
+const RESERVED: [&str; 4] = ["format", "descriptor", "architecture", "provenance"];
 
 /// A trained model file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +111,10 @@ impl TrainedModel {
         meta.insert("descriptor".to_string(), serde_json::to_string(&self.descriptor).expect("descriptor"));
         meta.insert("architecture".to_string(), serde_json::to_string(&self.spec).expect("spec"));
         meta.insert("provenance".to_string(), self.provenance.clone());
+        for (k, v) in &self.extra {
+            assert!(!RESERVED.contains(&k.as_str()), "metadata key {k:?} is the format's own");
+            meta.insert(k.clone(), v.clone());
+        }
         let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
             .tensors
             .iter()
@@ -114,7 +124,7 @@ impl TrainedModel {
             .iter()
             .map(|(n, shape, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b).expect("view")))
             .collect();
-        safetensors::serialize(views, Some(meta)).expect("safetensors serialise")
+        canonical_header(safetensors::serialize(views, Some(meta)).expect("safetensors serialise"))
     }
 
     /// Parses safetensors bytes (`path` only names the file in errors).
@@ -151,7 +161,8 @@ impl TrainedModel {
             }
             tensors.insert(name, (shape, data));
         }
-        Ok(TrainedModel { descriptor, spec, tensors, provenance: meta.get("provenance").cloned().unwrap_or_default() })
+        let extra = meta.iter().filter(|(k, _)| !RESERVED.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        Ok(TrainedModel { descriptor, spec, tensors, provenance: meta.get("provenance").cloned().unwrap_or_default(), extra })
     }
 
     /// Reads a model file.
@@ -179,3 +190,31 @@ impl TrainedModel {
         w
     }
 }
+
+/// Rewrites a safetensors file's JSON header with its keys sorted, the metadata's too.
+///
+/// `safetensors::serialize` takes the metadata as a `HashMap`, whose order changes from one
+/// process to the next; sorted keys make the same model the same bytes, so a training run
+/// repeated from its seed can be compared byte for byte. Tensor offsets are unchanged.
+fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
+    use std::collections::BTreeMap;
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8-byte length")) as usize;
+    let header: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n]).expect("our own header");
+    let sorted: BTreeMap<String, serde_json::Value> = header
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::Object(m) => (k, serde_json::to_value(m.into_iter().collect::<BTreeMap<_, _>>()).expect("json")),
+            v => (k, v),
+        })
+        .collect();
+    let mut json = serde_json::to_vec(&sorted).expect("json");
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
+}
+

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use visage::{FaceChoice, Rect, RgbImage, Visage};
 use visage_gallery::calibrate::RocPoint;
 use visage_liveness::model::{standardisation, standardise};
-use visage_liveness::{logistic, FeatureSpec, LivenessModel, Provenance, Verdict};
+use visage_liveness::{logistic, FeatureSpec, LivenessCheck, LivenessModel, Provenance, Verdict};
 
 /// A labelled photo of a presentation-attack data set.
 #[derive(Debug, Clone, PartialEq)]
@@ -366,7 +366,7 @@ pub struct EvalReport {
 }
 
 /// Measures `model` on `photos` (the test list).
-pub fn evaluate(visage: &Visage, model: &LivenessModel, photos: &[PadPhoto], tick: &(dyn Fn() + Sync)) -> EvalReport {
+pub fn evaluate(visage: &Visage, model: &dyn LivenessCheck, photos: &[PadPhoto], tick: &(dyn Fn() + Sync)) -> EvalReport {
     let acquired = acquire(visage, photos, tick);
     let judged: Vec<(Option<f64>, &PadPhoto)> = acquired
         .par_iter()
@@ -403,8 +403,8 @@ pub fn evaluate(visage: &Visage, model: &LivenessModel, photos: &[PadPhoto], tic
         photos: photos_n,
         no_face,
         cannot_judge: cannot,
-        at_threshold: pad::rates(&live, &attacks, model.threshold),
-        at_apcer5: pad::rates(&live, &attacks, model.threshold_apcer5),
+        at_threshold: pad::rates(&live, &attacks, model.threshold()),
+        at_apcer5: pad::rates(&live, &attacks, model.threshold_apcer5()),
         eer,
         eer_threshold,
         roc: pad::roc(&live, &all_attacks),

@@ -3,7 +3,9 @@
 //! `cargo bench -p visage-liveness --bench liveness`. Finds the faces of 64 NUAA test photos
 //! once, then times per face: the liveness judgement (two aligned crops, the LBP histograms,
 //! the classifier) and the embedding (the 150x150 chip and the ResNet at batch 1 and batch 32),
-//! all on one thread, and prints the ratio. BENCH_REPEATS (default 5).
+//! all on one thread, and prints the ratio. BENCH_REPEATS (default 5). With
+//! `VISAGE_LIVENESS_CNN=FILE` (a model made by `visage liveness train --kind cnn`) the CNN's
+//! judgement is timed too.
 
 use std::time::Instant;
 use visage::{FaceChoice, Visage};
@@ -79,6 +81,14 @@ fn main() {
                 std::hint::black_box(v.embed_chips(g).unwrap());
             }
         });
+        let cnn = std::env::var_os("VISAGE_LIVENESS_CNN").map(|p| {
+            let m = visage_liveness::load(std::path::Path::new(&p)).expect("the CNN liveness model");
+            time(&|| {
+                for (img, f) in &faces {
+                    std::hint::black_box(m.judge(img, f.detection, &f.landmarks, None));
+                }
+            })
+        });
         let (e1, e32) = (chip + batch1, chip + batch32);
         println!(
             "liveness judgement     {:8.3} ms/face (crops {:.3} ms, texture {:.3} ms)",
@@ -89,5 +99,8 @@ fn main() {
         println!("embedding, batch 1     {:8.3} ms/face (chip {:.3} ms + network)", e1 * 1e3, chip * 1e3);
         println!("embedding, batch 32    {:8.3} ms/face", e32 * 1e3);
         println!("liveness / embedding:  {:.1}% at batch 1, {:.1}% at batch 32", 100.0 * liveness / e1, 100.0 * liveness / e32);
+        if let Some(c) = cnn {
+            println!("CNN liveness judgement {:8.3} ms/face ({:.1}% of the embedding at batch 1)", c * 1e3, 100.0 * c / e1);
+        }
     });
 }

@@ -7,10 +7,15 @@
 //! cannot be read (too small, cut by the border, badly exposed, greyscale) are not judged
 //! ([`Verdict::CannotJudge`]) rather than guessed.
 //!
+//! A small CNN trained by visage on the aligned face crop ([`CnnLiveness`]) is the other kind of
+//! model; both are behind [`LivenessCheck`].
+//!
 //! The shipped model was trained on NUAA (printed photos, one webcam, 15 subjects): it has never
 //! seen screens, replays or masks, and such models lose much of their accuracy on other cameras.
 //! It lowers the risk of a printed-photo attack; it does not rule attacks out.
 
+pub mod check;
+pub mod cnn;
 pub mod features;
 pub mod judge;
 pub mod lbp;
@@ -19,6 +24,8 @@ pub mod model;
 pub mod plane;
 pub mod quality;
 
+pub use check::{load, LivenessCheck};
+pub use cnn::{CnnLiveness, CnnSettings};
 pub use features::FeatureSpec;
 pub use judge::{Judgement, Verdict};
 pub use model::{LivenessModel, ModelError, Provenance};

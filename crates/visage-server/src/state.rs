@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use visage::Visage;
 use visage_core::Metric;
 use visage_gallery::{Gallery, OpenOptions};
-use visage_liveness::LivenessModel;
+use visage_liveness::LivenessCheck;
 
 /// The server's configuration.
 #[derive(Debug, Clone)]
@@ -34,7 +34,7 @@ pub struct AppState {
     /// The face pipeline.
     pub visage: Visage,
     /// The liveness model.
-    pub liveness: LivenessModel,
+    pub liveness: Box<dyn LivenessCheck>,
     /// API keys and the audit log.
     pub keys: KeyStore,
     /// The worker pool.
@@ -48,7 +48,7 @@ pub struct AppState {
 
 impl AppState {
     /// The state for `config`, with the pipeline and liveness model loaded.
-    pub fn new(config: ServerConfig, visage: Visage, liveness: LivenessModel) -> Result<Self, String> {
+    pub fn new(config: ServerConfig, visage: Visage, liveness: Box<dyn LivenessCheck>) -> Result<Self, String> {
         std::fs::create_dir_all(config.data.join("tenants")).map_err(|e| format!("{}: cannot create: {e}", config.data.display()))?;
         let keys = KeyStore::open(&config.data).map_err(|e| e.to_string())?;
         Ok(AppState {

@@ -49,13 +49,18 @@ impl SmallCnn {
 
     /// Unit-length embeddings `[n, dim]` of normalised chips `[n, 3, h, w]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        l2_normalize(self.scores(x), 1e-12)
+    }
+
+    /// The last layer's raw outputs `[n, dim]` (logits, when the network is a classifier).
+    pub fn scores(&self, x: Tensor<4>) -> Tensor<2> {
         let mut x = x;
         for (c, n) in self.convs.iter().zip(&self.norms) {
             x = relu(n.forward(c.forward(x)));
         }
         let [n, c, h, w] = x.dims();
         let pooled = x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c]);
-        l2_normalize(self.embed.forward(pooled), 1e-12)
+        self.embed.forward(pooled)
     }
 
     /// The model file: these weights under the engine's names, with `descriptor` and `spec`.
@@ -90,7 +95,7 @@ impl SmallCnn {
         let b = self.embed.bias.as_ref().expect("the embedding layer has a bias").val();
         let shape = b.dims().to_vec();
         put(format!("{}.bias", CnnSpec::EMBED), values(b), shape);
-        TrainedModel { descriptor: descriptor.clone(), spec: spec.clone(), tensors, provenance: provenance.to_string() }
+        TrainedModel { descriptor: descriptor.clone(), spec: spec.clone(), tensors, provenance: provenance.to_string(), extra: Default::default() }
     }
 
     /// A network with the weights of a model file (to resume training from a checkpoint).

@@ -12,6 +12,8 @@
 //! - [`head`]: the Siamese binary head on a pair of embeddings (weighted absolute difference
 //!   or weighted chi-squared), and [`head_training`], fitting it on frozen embeddings;
 //! - [`folders`] and [`people`]: a folder-per-person photo collection and LFW's people lists;
+//! - [`augment`]: flips, shifts, contrast and brightness jitter of training chips;
+//! - [`binary`]: training the small CNN as a two-class classifier (live or attack);
 //! - [`cnn`]: the small CNN embedder as a trainable module, exported to the engine's model file;
 //! - [`sampler`]: the identity-balanced P x K batch sampler, seeded so a run repeats.
 //!
@@ -20,6 +22,8 @@
 
 #![warn(missing_docs)]
 
+pub mod augment;
+pub mod binary;
 pub mod cnn;
 pub mod distance;
 pub mod folders;

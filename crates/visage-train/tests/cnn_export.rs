@@ -93,3 +93,44 @@ fn damaged_model_files_are_refused_with_the_reason() {
     assert!(e.contains("no tensor \"embed.bias\""), "{e}");
     assert!(TrainedModel::from_bytes(b"not a file", "m").is_err());
 }
+
+#[test]
+fn a_classifier_s_raw_scores_and_metadata_survive_export_to_the_engine() {
+    // The liveness path: one output, not normalised (`scores`, `scorer_from_trained`), and the
+    // extra metadata a user stores with the weights.
+    let spec = CnnSpec { channels: vec![6, 10], dim: 1 };
+    let desc = descriptor(1);
+    let dev = train_device();
+    dev.seed(11);
+    let mut net = SmallCnn::new(&spec, &dev);
+    let mut rng = SeededRng::new(4);
+    let chips: Vec<Vec<u8>> = (0..8).map(|_| (0..SIZE * SIZE * 3).map(|_| rng.below(256) as u8).collect()).collect();
+    let refs: Vec<&[u8]> = chips.iter().map(|c| c.as_slice()).collect();
+    let mut optim = AdamConfig::new().init();
+    for _ in 0..3 {
+        let logits = net.scores(chips_tensor(&refs, SIZE, &desc, &dev)).reshape([8]);
+        let targets = visage_train::tensors::vector(&[1., 0., 1., 0., 1., 0., 1., 0.], &dev);
+        let loss = visage_train::losses::binary_cross_entropy_with_logits(logits, targets, Reduction::Mean);
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(1e-2, net, grads);
+    }
+    let net = net.valid();
+    let burn_out = values(net.scores(chips_tensor(&refs, SIZE, &desc, &dev)));
+    let mut model = net.export(&spec, &desc, "test");
+    model.extra.insert("visage-liveness".into(), "{\"threshold\": 0.5}".into());
+    model.extra.insert("a-note".into(), "first".into());
+    model.extra.insert("z-note".into(), "last".into());
+    // The same model is the same bytes, whatever order the metadata map iterates in (each
+    // serialisation builds a fresh, differently seeded map).
+    let bytes = model.to_bytes();
+    assert!((0..8).all(|_| model.to_bytes() == bytes), "serialisation is not deterministic");
+    let loaded = TrainedModel::from_bytes(&bytes, "m").unwrap();
+    assert_eq!(loaded.extra, model.extra);
+    let engine = Embedder::scorer_from_trained(&loaded, EngineOptions::default()).unwrap();
+    let out = engine.embed_batch(&refs).unwrap();
+    let worst = out.iter().zip(&burn_out).map(|(e, b)| (e[0] - b).abs()).fold(0f32, f32::max);
+    eprintln!("classifier burn vs engine: max |difference| {worst:e}");
+    assert!(worst < 1e-4, "max difference {worst}");
+    // Not normalised: a one-output embedding would be +-1.
+    assert!(out.iter().any(|e| e[0].abs() < 0.999 || e[0].abs() > 1.001));
+}

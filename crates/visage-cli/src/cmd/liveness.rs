@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use visage_eval::liveness::{self, PadDataset, TrainOptions};
-use visage_liveness::{Judgement, LivenessModel, Verdict};
+use visage_liveness::{Judgement, LivenessCheck, LivenessModel, Verdict};
 
 /// Arguments of `visage liveness`.
 #[derive(Args)]
@@ -35,17 +35,18 @@ pub struct LivenessArgs {
 /// The liveness model option.
 #[derive(Args, Clone, Default)]
 pub struct ModelOpt {
-    /// A liveness model file made by `visage liveness train` [default: the model shipped with visage].
+    /// A liveness model file made by `visage liveness train` (a texture model's JSON or a CNN's
+    /// model file) [default: the model shipped with visage].
     #[arg(long = "liveness-model", value_name = "FILE")]
     pub liveness_model: Option<PathBuf>,
 }
 
 impl ModelOpt {
     /// The chosen model.
-    pub fn load(&self) -> Result<LivenessModel> {
+    pub fn load(&self) -> Result<Box<dyn LivenessCheck>> {
         match &self.liveness_model {
-            Some(p) => Ok(LivenessModel::load(p)?),
-            None => Ok(LivenessModel::shipped()),
+            Some(p) => Ok(visage_liveness::load(p)?),
+            None => Ok(Box::new(LivenessModel::shipped())),
         }
     }
 }
@@ -63,9 +64,30 @@ pub enum LivenessCommand {
         /// Where to write the model.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
-        /// Subject folds for the cross-validation (NUAA's 9 training subjects: leave one out).
-        #[arg(long, default_value_t = 9)]
-        folds: usize,
+        /// The model: `texture` (colour LBP and a logistic classifier) or `cnn` (a small
+        /// network on the face crop; needs a build with the `train` feature).
+        #[arg(long, default_value = "texture", value_parser = ["texture", "cnn"])]
+        kind: String,
+        /// Subject folds for the cross-validation [default: 9 for texture (NUAA's 9 training
+        /// subjects, leave one out), 3 for cnn].
+        #[arg(long)]
+        folds: Option<usize>,
+        /// cnn: the most epochs tried (the validation picks how many the final network gets).
+        #[arg(long, default_value_t = 20)]
+        epochs: usize,
+        /// cnn: side of the face crop in pixels.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(16..=256))]
+        crop_size: u32,
+        /// cnn: dlib chip padding of the face crop (0.25 is the embedding's chip; more shows the
+        /// surroundings).
+        #[arg(long, default_value_t = 0.4)]
+        crop_padding: f64,
+        /// cnn: output channels of each 3x3 stride-2 convolution.
+        #[arg(long, value_delimiter = ',', default_value = "16,32,64,128")]
+        channels: Vec<usize>,
+        /// cnn: seeds the weights, the order of the photos and the augmentation.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -131,7 +153,12 @@ pub fn judgement_text(j: &Judgement) -> String {
 
 pub fn run(g: &GlobalOpts, a: LivenessArgs) -> Result<Outcome> {
     match a.command {
-        Some(LivenessCommand::Train { data, out, folds, json, .. }) => train(g, &data, &out, folds, json),
+        Some(LivenessCommand::Train { data, out, kind, folds, epochs, crop_size, crop_padding, channels, seed, json, .. }) => {
+            if kind == "cnn" {
+                return train_cnn(g, &data, &out, folds.unwrap_or(3), epochs, crop_size, crop_padding, channels, seed, json);
+            }
+            train(g, &data, &out, folds.unwrap_or(9), json)
+        }
         Some(LivenessCommand::Eval { data, model, plot, json, .. }) => eval(g, &data, &model, plot.as_deref(), json),
         None => check(g, &a.paths, &a.model, a.threshold, a.json),
     }
@@ -212,6 +239,37 @@ fn dataset(dir: &Path) -> Result<PadDataset> {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
+#[cfg(feature = "train")]
+fn train_cnn(
+    g: &GlobalOpts,
+    dir: &Path,
+    out: &Path,
+    folds: usize,
+    epochs: usize,
+    size: u32,
+    padding: f64,
+    channels: Vec<usize>,
+    seed: u64,
+    json: bool,
+) -> Result<Outcome> {
+    let data = dataset(dir)?;
+    if out.is_dir() {
+        bail!("{}: --out names the model file to write, not a folder", out.display());
+    }
+    if channels.is_empty() || channels.iter().any(|&c| c == 0 || c > 1024) || epochs == 0 || !(0.0..=2.0).contains(&padding) {
+        bail!("--channels needs 1 to 1024 per layer, --epochs at least 1, --crop-padding within 0..=2");
+    }
+    let o = super::liveness_cnn::CnnOptions { size, padding, channels, folds, epochs, seed };
+    super::liveness_cnn::train(g, &data, dir, out, &o, json)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[cfg(not(feature = "train"))]
+fn train_cnn(_: &GlobalOpts, _: &Path, _: &Path, _: usize, _: usize, _: u32, _: f64, _: Vec<usize>, _: u64, _: bool) -> Result<Outcome> {
+    bail!("`--kind cnn` trains with burn, which this build leaves out: build with `cargo build --release -p visage-cli --features train`")
+}
+
 fn train(g: &GlobalOpts, dir: &Path, out: &Path, folds: usize, json: bool) -> Result<Outcome> {
     let data = dataset(dir)?;
     if out.is_dir() {
@@ -279,7 +337,7 @@ fn eval(g: &GlobalOpts, dir: &Path, model: &ModelOpt, plot: Option<&Path>, json:
     let model = model.load()?;
     let v = g.visage()?;
     let bar = progress(data.test.len(), "checking", g.quiet);
-    let r = liveness::evaluate(&v, &model, &data.test, &|| bar.inc(1));
+    let r = liveness::evaluate(&v, model.as_ref(), &data.test, &|| bar.inc(1));
     bar.finish_and_clear();
     if let Some(p) = plot {
         visage_eval::plot::write_pad(p, &r).map_err(|e| anyhow::anyhow!("{}: cannot draw the plot: {e}", p.display()))?;

@@ -11,6 +11,8 @@ pub mod models;
 pub mod recognize;
 pub mod serve;
 #[cfg(feature = "train")]
+pub mod liveness_cnn;
+#[cfg(feature = "train")]
 pub mod train;
 #[cfg(feature = "train")]
 pub mod train_embedder;

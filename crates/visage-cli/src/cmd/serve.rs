@@ -71,7 +71,7 @@ pub enum KeysCommand {
 
 pub fn serve(g: &GlobalOpts, a: ServeArgs) -> Result<Outcome> {
     let visage = g.visage()?;
-    let liveness = visage_liveness::LivenessModel::shipped();
+    let liveness: Box<dyn visage_liveness::LivenessCheck> = Box::new(visage_liveness::LivenessModel::shipped());
     let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1);
     let config = ServerConfig {
         data: a.data.clone(),

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use visage_core::{ChipGeometry, InputNormalization, LandmarkScheme, Metric, ModelDescriptor, SeededRng, Thresholds};
 use visage_embed::{CnnSpec, TrainedModel};
 use visage_train::burn::module::Module;
+use visage_train::augment::{augment, Augmentation};
 use visage_train::burn::optim::{AdamConfig, GradientsParams};
 use visage_train::cnn::{chips_tensor, SmallCnn};
 use visage_train::{train_device, Mining, PkSampler, Reduction, Shortfall, TripletLoss};
@@ -128,45 +129,6 @@ fn chip_of(g: &GlobalOpts, v: &visage::Visage, photo: &Path, geometry: ChipGeome
         let _ = std::fs::rename(&tmp, &file);
     }
     Ok(Some(c))
-}
-
-/// One chip's augmentation: a horizontal flip, a shift of up to 2 pixels (edges repeated), a
-/// contrast gain and a brightness offset of up to 10%.
-struct Augmentation {
-    flip: bool,
-    dx: isize,
-    dy: isize,
-    gain: f64,
-    bias: f64,
-}
-
-impl Augmentation {
-    /// Draws one (always five draws, so a resumed run can replay them).
-    fn draw(rng: &mut SeededRng) -> Self {
-        let flip = rng.below(2) == 1;
-        let (dx, dy) = (rng.below(5) as isize - 2, rng.below(5) as isize - 2);
-        let gain = 0.9 + 0.2 * rng.uniform();
-        let bias = 25.5 * (rng.uniform() - 0.5);
-        Augmentation { flip, dx, dy, gain, bias }
-    }
-}
-
-/// `chip` augmented with a fresh draw from `rng`.
-fn augment(chip: &[u8], size: usize, rng: &mut SeededRng) -> Vec<u8> {
-    let Augmentation { flip, dx, dy, gain, bias } = Augmentation::draw(rng);
-    let mut out = vec![0u8; chip.len()];
-    for y in 0..size {
-        for x in 0..size {
-            let sx = if flip { size - 1 - x } else { x } as isize + dx;
-            let sy = y as isize + dy;
-            let (sx, sy) = (sx.clamp(0, size as isize - 1) as usize, sy.clamp(0, size as isize - 1) as usize);
-            for c in 0..3 {
-                let v = chip[(sy * size + sx) * 3 + c] as f64 * gain + bias;
-                out[(y * size + x) * 3 + c] = v.round().clamp(0.0, 255.0) as u8;
-            }
-        }
-    }
-    out
 }
 
 /// The checkpoint beside the model file: weights (a model file) and the step reached.
