@@ -100,6 +100,59 @@ impl ResnetWeights {
     }
 }
 
+/// The ResNet-29's layer list as [`ResnetWeights::layers`] gives it for dlib's file, without
+/// the file: the structure is fixed (a 7x7 stride-2 stem without padding, 3x3 convolutions
+/// with padding 1, down blocks' first convolution stride 2 without padding, as dlib pads only
+/// stride-1 convolutions). A fine-tuned copy (visage-train) is stored as these names' tensors.
+pub fn resnet29_layers() -> Vec<Layer> {
+    let mut v = vec![Layer::conv("stem", 2, 0), Layer::affine("stem_affine"), Layer::Relu, Layer::MaxPool { size: 3, stride: 2, pad: 0 }];
+    let mut i = 0;
+    for (count, _, down) in STAGES {
+        for j in 0..count {
+            let is_down = down && j == 0;
+            let main = vec![
+                Layer::conv(format!("block{i}.conv1"), if is_down { 2 } else { 1 }, if is_down { 0 } else { 1 }),
+                Layer::affine(format!("block{i}.affine1")),
+                Layer::Relu,
+                Layer::conv(format!("block{i}.conv2"), 1, 1),
+                Layer::affine(format!("block{i}.affine2")),
+            ];
+            let skip = if is_down { vec![Layer::AvgPool { size: 2, stride: 2 }] } else { Vec::new() };
+            v.push(Layer::Residual { main, skip });
+            v.push(Layer::Relu);
+            i += 1;
+        }
+    }
+    v.push(Layer::GlobalAvgPool);
+    v.push(Layer::fc("fc"));
+    v
+}
+
+/// The parameter names and shapes of [`resnet29_layers`], in forward order.
+pub fn resnet29_parameter_shapes() -> Vec<(String, Vec<usize>)> {
+    let mut v = vec![
+        ("stem.weight".to_string(), vec![32, 3, 7, 7]),
+        ("stem.bias".to_string(), vec![32]),
+        ("stem_affine.gamma".to_string(), vec![32]),
+        ("stem_affine.beta".to_string(), vec![32]),
+    ];
+    let (mut i, mut cin) = (0, 32);
+    for (count, ch, _) in STAGES {
+        for _ in 0..count {
+            for (conv, affine, inputs) in [("conv1", "affine1", cin), ("conv2", "affine2", ch)] {
+                v.push((format!("block{i}.{conv}.weight"), vec![ch, inputs, 3, 3]));
+                v.push((format!("block{i}.{conv}.bias"), vec![ch]));
+                v.push((format!("block{i}.{affine}.gamma"), vec![ch]));
+                v.push((format!("block{i}.{affine}.beta"), vec![ch]));
+            }
+            cin = ch;
+            i += 1;
+        }
+    }
+    v.push(("fc.weight".to_string(), vec![cin, DLIB_RESNET_DIM]));
+    v
+}
+
 /// The residual stages: (number of blocks, channels, starts with a down block).
 const STAGES: [(usize, usize, bool); 5] = [(3, 32, false), (4, 64, true), (3, 128, true), (3, 256, true), (1, 256, true)];
 

@@ -73,11 +73,12 @@ impl Embedder {
         Ok(Self { net, descriptor: dlib_resnet_descriptor(weights.input_mean), normalize: false, pool: Mutex::new(Vec::new()) })
     }
 
-    /// A model trained by visage (`visage train embedder`), compiled on the engine; its
-    /// outputs are L2-normalised as at training.
+    /// A model trained by visage (`visage train embedder`, `visage train finetune`), compiled
+    /// on the engine; a small CNN's outputs are L2-normalised as at training, a fine-tuned
+    /// ResNet's are not (as dlib's are not).
     pub fn from_trained(model: &crate::trained::TrainedModel, options: EngineOptions) -> Result<Self, EmbedError> {
         let net = Network::new(3, &model.spec.layers(), &model.weights(), options)?;
-        Ok(Self { net, descriptor: model.descriptor.clone(), normalize: true, pool: Mutex::new(Vec::new()) })
+        Ok(Self { net, descriptor: model.descriptor.clone(), normalize: model.spec.normalized(), pool: Mutex::new(Vec::new()) })
     }
 
     /// A model trained by visage as a classifier (a liveness network), compiled on the

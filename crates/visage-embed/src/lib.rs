@@ -17,5 +17,5 @@ pub mod trained;
 pub use architecture::{parse_resnet, ResnetWeights};
 pub use descriptor::{dlib_resnet_descriptor, DLIB_RESNET_CHIP, DLIB_RESNET_DIM, DLIB_RESNET_ID, DLIB_RESNET_THRESHOLDS};
 pub use embedder::{EmbedError, Embedder, MAX_BATCH};
-pub use trained::{CnnSpec, TrainedError, TrainedModel, TRAINED_FORMAT};
+pub use trained::{Architecture, CnnSpec, ResnetKind, TrainedError, TrainedModel, TRAINED_FORMAT};
 pub use visage_engine::{EngineOptions, Isa};

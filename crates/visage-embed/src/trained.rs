@@ -72,13 +72,81 @@ impl CnnSpec {
     }
 }
 
+/// What network a model file holds.
+///
+/// Stored as the metadata key `architecture`: a small CNN as its [`CnnSpec`]
+/// (`{"channels": [...], "dim": D}`), the ResNet-29 as `{"resnet": "dlib-resnet29"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Architecture {
+    /// A small CNN trained from scratch; its outputs are L2-normalised.
+    SmallCnn(CnnSpec),
+    /// dlib's ResNet-29 with weights fine-tuned by visage; its outputs are not normalised,
+    /// as dlib's are not.
+    Resnet {
+        /// Which ResNet.
+        resnet: ResnetKind,
+    },
+}
+
+/// The ResNets a model file may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResnetKind {
+    /// The layout of `dlib_face_recognition_resnet_model_v1.dat` (see
+    /// [`crate::architecture::resnet29_layers`]).
+    #[serde(rename = "dlib-resnet29")]
+    DlibResnet29,
+}
+
+impl Architecture {
+    /// The ResNet-29 fine-tuned.
+    pub const RESNET29: Architecture = Architecture::Resnet { resnet: ResnetKind::DlibResnet29 };
+
+    /// The network in the engine's vocabulary.
+    pub fn layers(&self) -> Vec<Layer> {
+        match self {
+            Architecture::SmallCnn(s) => s.layers(),
+            Architecture::Resnet { .. } => crate::architecture::resnet29_layers(),
+        }
+    }
+
+    /// The parameter names and shapes the network needs, in order.
+    pub fn parameter_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        match self {
+            Architecture::SmallCnn(s) => s.parameter_shapes(),
+            Architecture::Resnet { .. } => crate::architecture::resnet29_parameter_shapes(),
+        }
+    }
+
+    /// The embedding dimension.
+    pub fn dim(&self) -> usize {
+        match self {
+            Architecture::SmallCnn(s) => s.dim,
+            Architecture::Resnet { .. } => crate::descriptor::DLIB_RESNET_DIM,
+        }
+    }
+
+    /// Whether the embedder scales outputs to unit length (as the network was trained).
+    pub fn normalized(&self) -> bool {
+        matches!(self, Architecture::SmallCnn(_))
+    }
+
+    /// The small CNN's spec, when it is one.
+    pub fn small_cnn(&self) -> Option<&CnnSpec> {
+        match self {
+            Architecture::SmallCnn(s) => Some(s),
+            Architecture::Resnet { .. } => None,
+        }
+    }
+}
+
 /// A trained model file's contents.
 #[derive(Debug, Clone)]
 pub struct TrainedModel {
     /// What the model is.
     pub descriptor: ModelDescriptor,
     /// Its architecture.
-    pub spec: CnnSpec,
+    pub spec: Architecture,
     /// Its parameters by name: those the network needs, and any others the file carries
     /// (training state kept in checkpoints).
     pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
@@ -138,8 +206,9 @@ impl TrainedModel {
             return Err(invalid(format!("format {format:?}, expected {TRAINED_FORMAT:?}")));
         }
         let descriptor: ModelDescriptor = serde_json::from_str(&get("descriptor")?).map_err(|e| invalid(format!("descriptor: {e}")))?;
-        let spec: CnnSpec = serde_json::from_str(&get("architecture")?).map_err(|e| invalid(format!("architecture: {e}")))?;
-        if spec.dim != descriptor.dim || spec.channels.is_empty() || spec.channels.iter().any(|&c| c == 0 || c > 4096) {
+        let spec: Architecture = serde_json::from_str(&get("architecture")?).map_err(|e| invalid(format!("architecture: {e}")))?;
+        let bad_cnn = spec.small_cnn().is_some_and(|s| s.channels.is_empty() || s.channels.iter().any(|&c| c == 0 || c > 4096));
+        if spec.dim() != descriptor.dim || bad_cnn {
             return Err(invalid(format!("architecture {spec:?} does not fit the descriptor's {}-d embedding", descriptor.dim)));
         }
         let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| invalid(e.to_string()))?;

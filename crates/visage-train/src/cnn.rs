@@ -11,7 +11,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use std::collections::HashMap;
 use visage_core::ModelDescriptor;
-use visage_embed::{CnnSpec, TrainedModel};
+use visage_embed::{Architecture, CnnSpec, TrainedModel};
 
 /// The trainable network: 3x3 stride-2 convolutions, each followed by batch normalisation
 /// and ReLU, global average pooling, a fully connected layer, L2 normalisation. Batch
@@ -95,12 +95,13 @@ impl SmallCnn {
         let b = self.embed.bias.as_ref().expect("the embedding layer has a bias").val();
         let shape = b.dims().to_vec();
         put(format!("{}.bias", CnnSpec::EMBED), values(b), shape);
-        TrainedModel { descriptor: descriptor.clone(), spec: spec.clone(), tensors, provenance: provenance.to_string(), extra: Default::default() }
+        TrainedModel { descriptor: descriptor.clone(), spec: Architecture::SmallCnn(spec.clone()), tensors, provenance: provenance.to_string(), extra: Default::default() }
     }
 
-    /// A network with the weights of a model file (to resume training from a checkpoint).
+    /// A network with the weights of a small CNN's model file (to resume training from a
+    /// checkpoint); the caller has checked that the file holds one.
     pub fn from_model(model: &TrainedModel, device: &Device) -> Self {
-        let mut net = Self::new(&model.spec, device);
+        let mut net = Self::new(model.spec.small_cnn().expect("a small CNN's model file"), device);
         let tensor4 = |name: String| {
             let (shape, data) = &model.tensors[&name];
             Param::from_tensor(Tensor::<4>::from_data(TensorData::new(data.clone(), [shape[0], shape[1], shape[2], shape[3]]), device))

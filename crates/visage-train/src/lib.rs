@@ -15,6 +15,8 @@
 //! - [`augment`]: flips, shifts, contrast and brightness jitter of training chips;
 //! - [`binary`]: training the small CNN as a two-class classifier (live or attack);
 //! - [`cnn`]: the small CNN embedder as a trainable module, exported to the engine's model file;
+//! - [`layer_net`]: any network of the engine's layer vocabulary as a trainable module (dlib's
+//!   ResNet-29 initialised from its weights, for fine-tuning);
 //! - [`sampler`]: the identity-balanced P x K batch sampler, seeded so a run repeats.
 //!
 //! The crate is outside the quick start's build (`visage-cli` does not depend on it): burn
@@ -29,6 +31,7 @@ pub mod distance;
 pub mod folders;
 pub mod head;
 pub mod head_training;
+pub mod layer_net;
 pub mod losses;
 pub mod mining;
 pub mod people;
@@ -43,6 +46,7 @@ pub use distance::Metric;
 pub use folders::{FaceFolders, Person};
 pub use head::{HeadKind, SiameseHead};
 pub use head_training::{HeadFit, HeadTraining, LabelledPair};
+pub use layer_net::LayerNet;
 pub use losses::Reduction;
 pub use mining::{Mining, Triplet};
 pub use people::PeopleList;

@@ -52,7 +52,7 @@ fn burn_s_forward_and_the_engine_s_agree_within_1e_4() {
     let path = dir.path().join("m.safetensors");
     model.save(&path).unwrap();
     let loaded = TrainedModel::load(&path).unwrap();
-    assert_eq!((loaded.descriptor.clone(), loaded.spec.clone()), (desc.clone(), spec.clone()));
+    assert_eq!((loaded.descriptor.clone(), loaded.spec.clone()), (desc.clone(), visage_embed::Architecture::SmallCnn(spec.clone())));
     assert_eq!(loaded.tensors, model.tensors, "exact round trip");
     // The network the engine runs uses the folded affines only; the raw state is extra.
     assert!(loaded.spec.parameter_shapes().iter().all(|(n, _)| !n.contains("running")));
@@ -83,7 +83,7 @@ fn damaged_model_files_are_refused_with_the_reason() {
     let e = TrainedModel::from_bytes(&bytes[..bytes.len() / 2], "m").unwrap_err().to_string();
     assert!(e.starts_with("m: not a visage trained model"), "{e}");
     let mut other = model.clone();
-    other.spec.dim = 4;
+    other.spec = visage_embed::Architecture::SmallCnn(CnnSpec { dim: 4, ..spec.clone() });
     let e = TrainedModel::from_bytes(&other.to_bytes(), "m").unwrap_err().to_string();
     assert!(e.contains("does not fit"), "{e}");
     let mut missing = model.clone();

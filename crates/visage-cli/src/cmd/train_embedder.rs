@@ -216,7 +216,7 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
         let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ckpt_state)?)
             .with_context(|| format!("{}: not a checkpoint", ckpt_state.display()))?;
         let m = TrainedModel::load(&ckpt_model)?;
-        if m.spec != spec {
+        if m.spec != visage_embed::Architecture::SmallCnn(spec.clone()) {
             bail!("{}: the checkpoint's architecture {:?} is not this run's {:?}", ckpt_model.display(), m.spec, spec);
         }
         net = SmallCnn::from_model(&m, &device);
