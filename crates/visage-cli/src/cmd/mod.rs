@@ -16,6 +16,8 @@ pub mod liveness_cnn;
 pub mod train;
 #[cfg(feature = "train")]
 pub mod train_embedder;
+#[cfg(feature = "train")]
+pub mod train_finetune;
 
 use serde_json::{json, Value};
 use visage::Face;

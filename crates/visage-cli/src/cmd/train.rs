@@ -24,6 +24,10 @@ pub enum TrainCommand {
     /// identity-balanced P x K batches, on chips cut by visage's detector and aligner (cached).
     /// Writes a safetensors model that every command takes with `--model FILE`.
     Embedder(super::train_embedder::EmbedderArgs),
+    /// Transfer learning: dlib's pretrained ResNet-29 with its last residual blocks and fully
+    /// connected layer trained further with the triplet loss (the frozen layers run on the
+    /// engine). Writes a model file of the whole network for `--model FILE`.
+    Finetune(super::train_finetune::FinetuneArgs),
 }
 
 /// `visage train head`.
@@ -136,6 +140,7 @@ pub fn run(g: &GlobalOpts, c: TrainCommand) -> Result<Outcome> {
     let a = match c {
         TrainCommand::Head(a) => a,
         TrainCommand::Embedder(a) => return super::train_embedder::run(g, a),
+        TrainCommand::Finetune(a) => return super::train_finetune::run(g, a),
     };
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.is_dir() {

@@ -91,7 +91,7 @@ pub struct EmbedderArgs {
     pub json: bool,
 }
 
-fn parse_mining(s: &str) -> Result<Mining, String> {
+pub(crate) fn parse_mining(s: &str) -> Result<Mining, String> {
     match s {
         "batch-hard" => Ok(Mining::BatchHard),
         "batch-all" => Ok(Mining::BatchAll),
@@ -131,38 +131,32 @@ fn chip_of(g: &GlobalOpts, v: &visage::Visage, photo: &Path, geometry: ChipGeome
     Ok(Some(c))
 }
 
-/// The checkpoint beside the model file: weights (a model file) and the step reached.
-fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {
-    (out.with_extension("ckpt.safetensors"), out.with_extension("ckpt.json"))
-}
-
-/// Runs `visage train embedder`.
-pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
-    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            bail!("{}: the folder {} does not exist", a.out.display(), dir.display());
-        }
-    }
-    if let Some(p) = &a.plot {
-        visage_eval::plot::check_path(p).map_err(anyhow::Error::msg)?;
-    }
-    if a.channels.is_empty() || a.channels.iter().any(|&c| c == 0 || c > 4096) {
-        bail!("--channels {:?}: one to many convolutions of 1 to 4096 channels", a.channels);
-    }
-    let mut scan = crate::inputs::people(&a.data)?;
-    scan.warn_unused(&a.data, g.quiet);
-    if let Some(list) = &a.people {
+/// The chips of the largest face in each photo of a folder-per-person collection (cut in
+/// parallel, cached in `cache`), per person, keeping people with two or more; with
+/// `people_list` only its people (less fold `except_fold`). Also the count of photos without
+/// a face.
+pub(crate) fn training_chips(
+    g: &GlobalOpts,
+    data: &Path,
+    people_list: Option<&Path>,
+    except_fold: Option<usize>,
+    geometry: ChipGeometry,
+    cache: Option<&Path>,
+    json: bool,
+) -> Result<(Vec<Vec<Vec<u8>>>, usize)> {
+    let mut scan = crate::inputs::people(data)?;
+    scan.warn_unused(data, g.quiet);
+    if let Some(list) = people_list {
         let l = visage_train::PeopleList::read(list).with_context(|| format!("reading the people list {}", list.display()))?;
         let names: std::collections::HashSet<String> =
-            a.except_fold.map_or_else(|| l.names(), |k| l.names_except(k)).into_iter().collect();
+            except_fold.map_or_else(|| l.names(), |k| l.names_except(k)).into_iter().collect();
         scan.people.retain(|p| names.contains(&p.0));
         if scan.people.is_empty() {
-            bail!("{}: none of the listed people has a folder in {}", list.display(), a.data.display());
+            bail!("{}: none of the listed people has a folder in {}", list.display(), data.display());
         }
     }
-    let geometry = ChipGeometry { size: a.chip_size, padding: 0.25 };
-    let cache = match &a.cache {
-        Some(c) => c.clone(),
+    let cache = match cache {
+        Some(c) => c.to_path_buf(),
         None => dirs::cache_dir().context("no cache folder: pass --cache DIR")?.join("visage").join("chips"),
     };
     std::fs::create_dir_all(&cache).with_context(|| format!("creating the chip cache {}", cache.display()))?;
@@ -170,7 +164,7 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     // Chips, cut once (in parallel) and cached.
     let v = g.visage()?;
     let photos: Vec<(usize, &PathBuf)> = scan.people.iter().enumerate().flat_map(|(i, p)| p.1.iter().map(move |f| (i, f))).collect();
-    let bar = progress(photos.len(), "cutting chips", g.quiet || a.json);
+    let bar = progress(photos.len(), "cutting chips", g.quiet || json);
     let chips: Vec<(usize, Option<Vec<u8>>)> = photos
         .par_iter()
         .map(|&(i, f)| {
@@ -190,7 +184,29 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
             people[i].push(c);
         }
     }
-    let people: Vec<Vec<Vec<u8>>> = people.into_iter().filter(|p| p.len() >= 2).collect();
+    Ok((people.into_iter().filter(|p| p.len() >= 2).collect(), no_face))
+}
+
+/// The checkpoint beside the model file: weights (a model file) and the step reached.
+pub(crate) fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {
+    (out.with_extension("ckpt.safetensors"), out.with_extension("ckpt.json"))
+}
+
+/// Runs `visage train embedder`.
+pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            bail!("{}: the folder {} does not exist", a.out.display(), dir.display());
+        }
+    }
+    if let Some(p) = &a.plot {
+        visage_eval::plot::check_path(p).map_err(anyhow::Error::msg)?;
+    }
+    if a.channels.is_empty() || a.channels.iter().any(|&c| c == 0 || c > 4096) {
+        bail!("--channels {:?}: one to many convolutions of 1 to 4096 channels", a.channels);
+    }
+    let geometry = ChipGeometry { size: a.chip_size, padding: 0.25 };
+    let (people, no_face) = training_chips(g, &a.data, a.people.as_deref(), a.except_fold, geometry, a.cache.as_deref(), a.json)?;
     if people.len() < a.p as usize {
         bail!("{}: {} people with 2+ usable photos, fewer than --p {}", a.data.display(), people.len(), a.p);
     }
