@@ -10,7 +10,8 @@
 //!
 //! * **Consistency**: every read (search, query, count) asks for `Strong` consistency, so an
 //!   enrollment that was acknowledged to any process is seen by the next search of every
-//!   process (tested across processes).
+//!   process (tested across processes). Searches can be asked to read `Bounded`, `Session` or
+//!   `Eventually` instead ([`SearchConsistency`]), which does not wait for the write log.
 //! * **Idempotent writes**: a template's primary key is the SHA-256 of its photo's SHA-256 and
 //!   face box, and templates are written with `upsert`: enrolling the same face again, or
 //!   retrying a batch that was killed half way, never duplicates a template.
@@ -88,6 +89,21 @@ pub enum MilvusError {
     /// A bad argument.
     #[error("{0}")]
     Invalid(String),
+    /// A face (photo and box) already enrolled under another name, offered without
+    /// `allow_duplicate`.
+    #[error("{url}: this face {face_box} of photo {photo_sha256} is already enrolled as {existing:?}; enrolling it as {name:?} too would make identify answer both at distance 0")]
+    Duplicate {
+        /// The gallery.
+        url: String,
+        /// Who holds it already.
+        existing: String,
+        /// Who it was offered for.
+        name: String,
+        /// The photo's SHA-256.
+        photo_sha256: String,
+        /// The face box, `[l,t,r,b]`.
+        face_box: String,
+    },
     /// No such subject.
     #[error("no one called {name:?} is enrolled in {url}")]
     UnknownSubject {
@@ -175,6 +191,36 @@ impl RetryPolicy {
     }
 }
 
+/// The consistency level of searches (identify, verify). Queries, counts and listings always
+/// read `Strong`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SearchConsistency {
+    /// A search sees every write acknowledged before it started, in any process: it waits for
+    /// the query nodes to have consumed the write log up to now (on Milvus 2.3.5 standalone at
+    /// its default settings, about 200 ms per search; see BENCHMARKS.md).
+    #[default]
+    Strong,
+    /// A search may miss writes of the last few seconds (Milvus's `gracefulTime`, 5 s by
+    /// default) and does not wait.
+    Bounded,
+    /// A search sees this process's own acknowledged writes (the client's last write
+    /// timestamp); other processes' recent writes may be missed.
+    Session,
+    /// A search sees whatever the query nodes hold now.
+    Eventually,
+}
+
+impl SearchConsistency {
+    fn level(self) -> ConsistencyLevel {
+        match self {
+            Self::Strong => ConsistencyLevel::Strong,
+            Self::Bounded => ConsistencyLevel::Bounded,
+            Self::Session => ConsistencyLevel::Session,
+            Self::Eventually => ConsistencyLevel::Eventually,
+        }
+    }
+}
+
 /// How to open a Milvus gallery (the model contract as [`visage_gallery::OpenOptions`]).
 #[derive(Debug, Clone)]
 pub struct MilvusOptions {
@@ -183,6 +229,7 @@ pub struct MilvusOptions {
     metric: Option<Metric>,
     create: bool,
     retry: RetryPolicy,
+    search_consistency: SearchConsistency,
     hnsw_m: u32,
     hnsw_ef_construction: u32,
 }
@@ -204,6 +251,7 @@ impl MilvusOptions {
             metric: None,
             create: false,
             retry: RetryPolicy::default(),
+            search_consistency: SearchConsistency::Strong,
             hnsw_m: 16,
             hnsw_ef_construction: 64,
         }
@@ -227,6 +275,11 @@ impl MilvusOptions {
     /// Timeouts and retries.
     pub fn retry(mut self, r: RetryPolicy) -> Self {
         self.retry = r;
+        self
+    }
+    /// The consistency level of this handle's searches ([`SearchConsistency::Strong`] by default).
+    pub fn search_consistency(mut self, c: SearchConsistency) -> Self {
+        self.search_consistency = c;
         self
     }
     /// HNSW build settings of a new gallery's index (M, efConstruction).
@@ -264,6 +317,7 @@ pub struct MilvusGallery {
     meta: String,
     contract: Contract,
     retry: RetryPolicy,
+    search_consistency: SearchConsistency,
 }
 
 fn now() -> i64 {
@@ -341,9 +395,23 @@ fn floats(cols: &[FieldColumn], name: &str) -> Vec<f32> {
 /// Whether an error is worth retrying (transport, timeouts, a server still starting).
 fn transient(e: &milvus::error::Error) -> bool {
     let s = format!("{e:?}").to_lowercase();
-    ["transport", "unavailable", "timeout", "timed out", "deadline", "connect", "not ready", "notready", "unhealthy", "broken pipe", "reset", "not serving", "channel"]
-        .iter()
-        .any(|w| s.contains(w))
+    [
+        "transport",
+        "unavailable",
+        "timeout",
+        "timed out",
+        "deadline",
+        "connect",
+        "not ready",
+        "notready",
+        "unhealthy",
+        "broken pipe",
+        "reset",
+        "not serving",
+        "channel",
+    ]
+    .iter()
+    .any(|w| s.contains(w))
 }
 
 impl MilvusGallery {
@@ -370,6 +438,7 @@ impl MilvusGallery {
             meta,
             contract: Contract { model: String::new(), dim: 0, metric: Metric::L2 },
             retry,
+            search_consistency: opts.search_consistency,
         };
         let exists = g.call(|c, f| async move { c.has_collection(f).await }, g.faces.clone())?;
         if !exists {
@@ -517,6 +586,12 @@ impl MilvusGallery {
         &self.contract
     }
 
+    /// Refuses embeddings of another model than the gallery's (as the embedded gallery's
+    /// `check_model`).
+    pub fn check_model_of(&self, d: &visage_core::ModelDescriptor) -> Result<()> {
+        self.check_model(&d.id, d.dim)
+    }
+
     fn check_model(&self, model: &str, dim: usize) -> Result<()> {
         if self.contract.model != model || self.contract.dim != dim {
             return Err(MilvusError::Contract {
@@ -557,11 +632,7 @@ impl MilvusGallery {
         let mut out: Vec<FieldColumn> = Vec::new();
         let mut todo = vec![String::new()];
         while let Some(prefix) = todo.pop() {
-            let e = if prefix.is_empty() {
-                format!("({expr})")
-            } else {
-                format!("({expr}) and key like {}", lit(&format!("{prefix}%")))
-            };
+            let e = if prefix.is_empty() { format!("({expr})") } else { format!("({expr}) and key like {}", lit(&format!("{prefix}%"))) };
             let cols = self.query(collection, e, fields, MAX_WINDOW)?;
             let n = cols.first().map(|c| c.len()).unwrap_or(0);
             if n >= MAX_WINDOW {
@@ -666,14 +737,18 @@ impl MilvusGallery {
             let plain: Vec<String> = chunk.iter().map(|(_, t)| lit(&template_key(&t.photo_sha256, &t.face_box, None))).collect();
             let expr = format!("key in [{}] or key in [{}]", keys.join(","), plain.join(","));
             let cols = self.query(&self.faces, expr, &["key", "name", "photo", "fbox"], MAX_WINDOW)?;
-            let (ks, ns) = (strings(&cols, "key"), strings(&cols, "name"));
-            for (k, n) in ks.iter().zip(&ns) {
+            let (ks, ns, ps, bs) = (strings(&cols, "key"), strings(&cols, "name"), strings(&cols, "photo"), strings(&cols, "fbox"));
+            for (i, (k, n)) in ks.iter().zip(&ns).enumerate() {
                 if *n == name {
                     already.insert(k.clone());
                 } else if !allow_duplicate {
-                    return Err(MilvusError::Invalid(format!(
-                        "this face is already enrolled as {n:?} (the same photo and face box); enrolling it as {name:?} too would make identify answer both at distance 0"
-                    )));
+                    return Err(MilvusError::Duplicate {
+                        url: self.url.to_string(),
+                        existing: n.clone(),
+                        name: name.clone(),
+                        photo_sha256: ps.get(i).cloned().unwrap_or_default(),
+                        face_box: bs.get(i).cloned().unwrap_or_default(),
+                    });
                 }
             }
         }
@@ -701,7 +776,10 @@ impl MilvusGallery {
                         s.get_field("fbox").unwrap(),
                         chunk.iter().map(|(_, t)| serde_json::to_string(&t.face_box).unwrap()).collect::<Vec<_>>(),
                     ),
-                    FieldColumn::new(s.get_field("source").unwrap(), chunk.iter().map(|(_, t)| t.source.clone().unwrap_or_default()).collect::<Vec<_>>()),
+                    FieldColumn::new(
+                        s.get_field("source").unwrap(),
+                        chunk.iter().map(|(_, t)| t.source.clone().unwrap_or_default()).collect::<Vec<_>>(),
+                    ),
                     FieldColumn::new(s.get_field("created").unwrap(), vec![ts; chunk.len()]),
                     FieldColumn::new(s.get_field("embedding").unwrap(), emb),
                 ];
@@ -732,7 +810,10 @@ impl MilvusGallery {
                 FieldColumn::new(ms.get_field("value").unwrap(), vec![row.clone(); chunk.len()]),
                 FieldColumn::new(ms.get_field("unused").unwrap(), vec![0f32; 2 * chunk.len()]),
             ];
-            self.call(|c, (n, cols)| async move { c.upsert(n, cols, None::<milvus::mutate::UpsertOptions>).await }, (self.meta.clone(), cols))?;
+            self.call(
+                |c, (n, cols)| async move { c.upsert(n, cols, None::<milvus::mutate::UpsertOptions>).await },
+                (self.meta.clone(), cols),
+            )?;
         }
         let s = self.faces_schema()?;
         let ts = now();
@@ -743,27 +824,50 @@ impl MilvusGallery {
                 emb.extend_from_slice(&t.embedding);
             }
             let cols = vec![
-                FieldColumn::new(s.get_field("key").unwrap(), chunk.iter().map(|(_, t)| template_key(&t.photo_sha256, &t.face_box, None)).collect::<Vec<_>>()),
+                FieldColumn::new(
+                    s.get_field("key").unwrap(),
+                    chunk.iter().map(|(_, t)| template_key(&t.photo_sha256, &t.face_box, None)).collect::<Vec<_>>(),
+                ),
                 FieldColumn::new(s.get_field("name").unwrap(), chunk.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()),
                 FieldColumn::new(s.get_field("photo").unwrap(), chunk.iter().map(|(_, t)| t.photo_sha256.clone()).collect::<Vec<_>>()),
-                FieldColumn::new(s.get_field("fbox").unwrap(), chunk.iter().map(|(_, t)| serde_json::to_string(&t.face_box).unwrap()).collect::<Vec<_>>()),
-                FieldColumn::new(s.get_field("source").unwrap(), chunk.iter().map(|(_, t)| t.source.clone().unwrap_or_default()).collect::<Vec<_>>()),
+                FieldColumn::new(
+                    s.get_field("fbox").unwrap(),
+                    chunk.iter().map(|(_, t)| serde_json::to_string(&t.face_box).unwrap()).collect::<Vec<_>>(),
+                ),
+                FieldColumn::new(
+                    s.get_field("source").unwrap(),
+                    chunk.iter().map(|(_, t)| t.source.clone().unwrap_or_default()).collect::<Vec<_>>(),
+                ),
                 FieldColumn::new(s.get_field("created").unwrap(), vec![ts; chunk.len()]),
                 FieldColumn::new(s.get_field("embedding").unwrap(), emb),
             ];
-            self.call(|c, (n, cols)| async move { c.upsert(n, cols, None::<milvus::mutate::UpsertOptions>).await }, (self.faces.clone(), cols))?;
+            self.call(
+                |c, (n, cols)| async move { c.upsert(n, cols, None::<milvus::mutate::UpsertOptions>).await },
+                (self.faces.clone(), cols),
+            )?;
         }
         Ok(rows.len())
     }
 
     /// Seals what was written (flush) and waits until the HNSW index covers it, at most
-    /// `limit`; true when it does.
+    /// `limit`; true when it does. "Covers" is counted where searches run: the rows of the
+    /// segments loaded on the query nodes that carry the index (Milvus hands a flushed segment
+    /// over from the growing one once its index is built). Segments under 1024 rows get no index in Milvus 2.3 (they are
+    /// searched exactly) and count as covered.
     pub fn flush_and_wait_index(&self, limit: Duration) -> Result<bool> {
         self.call(|c, f| async move { c.flush(f).await }, self.faces.clone())?;
+        let want = self.template_count()?;
         let deadline = Instant::now() + limit;
+        let debug = std::env::var("VISAGE_MILVUS_DEBUG").is_ok();
         loop {
-            let infos = self.call(|c, f| async move { c.describe_index(f, "embedding".to_string()).await }, self.faces.clone())?;
-            if infos.iter().all(|i| i.state() == milvus::proto::common::IndexState::Finished) {
+            // Done when the query node serves every row from sealed segments with the index.
+            let segs = self.call(|c, f| async move { c.list_loaded_segments(f).await }, self.faces.clone())?;
+            let indexed: i64 =
+                segs.iter().filter(|s| s.index_id != 0 || !s.index_name.is_empty() || s.num_rows < 1024).map(|s| s.num_rows).sum();
+            if debug {
+                eprintln!("loaded segments {}, indexed rows {indexed} of {want}", segs.len());
+            }
+            if indexed as usize >= want {
                 return Ok(true);
             }
             if Instant::now() > deadline {
@@ -800,8 +904,19 @@ impl MilvusGallery {
     /// How many templates the gallery holds (a strong count).
     pub fn template_count(&self) -> Result<usize> {
         let opts = self.strong_query();
-        let n = self.call(|c, (f, o): (String, QueryOptions)| async move { c.count_with_expr(f, "key != \"\"", &o).await }, (self.faces.clone(), opts))?;
+        let n = self.call(
+            |c, (f, o): (String, QueryOptions)| async move { c.count_with_expr(f, "key != \"\"", &o).await },
+            (self.faces.clone(), opts),
+        )?;
         Ok(n as usize)
+    }
+
+    /// Whether `name` already has a template from the photo with this SHA-256 (enroll-dir's
+    /// resume check).
+    pub fn has_photo(&self, name: &str, photo_sha256: &str) -> Result<bool> {
+        let name = visage_gallery::normalize_name(name);
+        let cols = self.query(&self.faces, format!("name == {} and photo == {}", lit(&name), lit(photo_sha256)), &["key"], 1)?;
+        Ok(!strings(&cols, "key").is_empty())
     }
 
     /// A subject's faces, without embeddings.
@@ -885,15 +1000,27 @@ impl MilvusGallery {
                 emb.extend_from_slice(&t.embedding);
             }
             let cols = vec![
-                FieldColumn::new(s.get_field("key").unwrap(), chunk.iter().map(|t| template_key(&t.photo_sha256, &t.face_box, None)).collect::<Vec<_>>()),
+                FieldColumn::new(
+                    s.get_field("key").unwrap(),
+                    chunk.iter().map(|t| template_key(&t.photo_sha256, &t.face_box, None)).collect::<Vec<_>>(),
+                ),
                 FieldColumn::new(s.get_field("name").unwrap(), vec![name.to_string(); chunk.len()]),
                 FieldColumn::new(s.get_field("photo").unwrap(), chunk.iter().map(|t| t.photo_sha256.clone()).collect::<Vec<_>>()),
-                FieldColumn::new(s.get_field("fbox").unwrap(), chunk.iter().map(|t| serde_json::to_string(&t.face_box).unwrap()).collect::<Vec<_>>()),
-                FieldColumn::new(s.get_field("source").unwrap(), chunk.iter().map(|t| t.source.clone().unwrap_or_default()).collect::<Vec<_>>()),
+                FieldColumn::new(
+                    s.get_field("fbox").unwrap(),
+                    chunk.iter().map(|t| serde_json::to_string(&t.face_box).unwrap()).collect::<Vec<_>>(),
+                ),
+                FieldColumn::new(
+                    s.get_field("source").unwrap(),
+                    chunk.iter().map(|t| t.source.clone().unwrap_or_default()).collect::<Vec<_>>(),
+                ),
                 FieldColumn::new(s.get_field("created").unwrap(), vec![ts; chunk.len()]),
                 FieldColumn::new(s.get_field("embedding").unwrap(), emb),
             ];
-            self.call(|c, (n, cols)| async move { c.upsert(n, cols, None::<milvus::mutate::UpsertOptions>).await }, (self.faces.clone(), cols))?;
+            self.call(
+                |c, (n, cols)| async move { c.upsert(n, cols, None::<milvus::mutate::UpsertOptions>).await },
+                (self.faces.clone(), cols),
+            )?;
         }
         Ok(templates.len())
     }
@@ -908,7 +1035,8 @@ impl MilvusGallery {
     pub fn set_metadata(&self, name: &str, metadata: &str) -> Result<()> {
         let name = visage_gallery::normalize_name(name);
         serde_json::from_str::<serde_json::Value>(metadata).map_err(|e| MilvusError::Invalid(format!("metadata is not JSON: {e}")))?;
-        let mut s = self.subject_row(&name)?.ok_or_else(|| MilvusError::UnknownSubject { url: self.url.to_string(), name: name.clone() })?;
+        let mut s =
+            self.subject_row(&name)?.ok_or_else(|| MilvusError::UnknownSubject { url: self.url.to_string(), name: name.clone() })?;
         s.metadata = Some(metadata.to_string());
         self.put_meta(&format!("subject:{name}"), &serde_json::to_string(&s).unwrap())
     }
@@ -1000,6 +1128,7 @@ impl MilvusGallery {
         self.check_dim(probe)?;
         let limit = limit.clamp(1, MAX_WINDOW);
         let cosine = self.contract.metric == Metric::Cosine;
+        let level = self.search_consistency.level();
         let make = move |filter: &Option<String>| {
             let mut opts = SearchOptions::new()
                 .limit(limit)
@@ -1007,7 +1136,7 @@ impl MilvusGallery {
                 .add_param("anns_field", "embedding")
                 .add_param("metric_type", if cosine { "COSINE" } else { "L2" })
                 .add_param("ef", ef.max(limit).to_string())
-                .consistency_level(ConsistencyLevel::Strong as i32);
+                .consistency_level(level as i32);
             if let Some(f) = filter {
                 opts = opts.filter(f.clone());
             }
@@ -1125,7 +1254,12 @@ pub fn import_sqlite(src: &visage_gallery::Gallery, dst: &MilvusGallery) -> Resu
         let ts: Vec<NewTemplate> = faces
             .iter()
             .zip(emb)
-            .map(|(f, e)| NewTemplate { embedding: e, photo_sha256: f.photo_sha256.clone(), face_box: f.face_box, source: f.source.clone() })
+            .map(|(f, e)| NewTemplate {
+                embedding: e,
+                photo_sha256: f.photo_sha256.clone(),
+                face_box: f.face_box,
+                source: f.source.clone(),
+            })
             .collect();
         total += ts.len();
         // The same face under two names in the source is kept as it is there.
@@ -1146,19 +1280,30 @@ pub fn export_sqlite(src: &MilvusGallery, path: &std::path::Path) -> Result<Copy
     let g = |e: visage_gallery::GalleryError| MilvusError::Invalid(e.to_string());
     let th = src.threshold()? as f32;
     let thresholds = Thresholds { l2: th, cosine: th, chi2: th };
-    let dst = visage_gallery::OpenOptions::new(&c.model, c.dim).thresholds(thresholds).metric(Some(c.metric)).create(true).open(path).map_err(g)?;
+    let dst = visage_gallery::OpenOptions::new(&c.model, c.dim)
+        .thresholds(thresholds)
+        .metric(Some(c.metric))
+        .create(true)
+        .open(path)
+        .map_err(g)?;
     dst.set_threshold(th as f64).map_err(g)?;
     let subjects = src.subjects()?;
     let mut by_name: BTreeMap<String, Vec<NewTemplate>> = BTreeMap::new();
     let mut total = 0;
     for (t, b, s) in src.templates_full()? {
         total += 1;
-        by_name.entry(t.name).or_default().push(NewTemplate { embedding: t.embedding, photo_sha256: t.photo_sha256, face_box: b, source: s });
+        by_name.entry(t.name).or_default().push(NewTemplate {
+            embedding: t.embedding,
+            photo_sha256: t.photo_sha256,
+            face_box: b,
+            source: s,
+        });
     }
     let mut added = 0;
     for s in &subjects {
         let ts = by_name.remove(&s.name).unwrap_or_default();
-        let out = dst.enroll_with(&s.name, s.metadata.as_deref(), &ts, visage_gallery::EnrollOptions { allow_duplicate: true }).map_err(g)?;
+        let out =
+            dst.enroll_with(&s.name, s.metadata.as_deref(), &ts, visage_gallery::EnrollOptions { allow_duplicate: true }).map_err(g)?;
         added += out.added;
     }
     check_counts(&subjects, &dst.subjects().map_err(g)?, path.display().to_string())?;

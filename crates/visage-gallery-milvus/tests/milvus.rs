@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use visage_gallery::NewTemplate;
-use visage_gallery_milvus::{export_sqlite, import_sqlite, synthetic, MilvusError, MilvusGallery, MilvusOptions, RetryPolicy};
+use visage_gallery_milvus::{
+    export_sqlite, import_sqlite, synthetic, MilvusError, MilvusGallery, MilvusOptions, RetryPolicy, SearchConsistency,
+};
 
 fn server() -> Option<String> {
     match std::env::var("VISAGE_MILVUS") {
@@ -130,6 +132,27 @@ fn an_acknowledged_enrollment_is_seen_by_the_next_search_of_another_process() {
         }
     }
     assert_eq!(g.template_count().unwrap(), 30);
+    // A handle that searches at Bounded consistency does not wait for the write log: it finds
+    // the same subjects once the server has caught up (within its staleness bound, 5 s by
+    // default), and answers faster than a Strong search.
+    let b = synthetic::options().search_consistency(SearchConsistency::Bounded).open(&url).unwrap();
+    let probe = &synthetic::templates("r2_", 4, 2, 7)[1].embedding;
+    let start = Instant::now();
+    while b.search(probe, 1).unwrap().first().map(|m| m.name.as_str()) != Some("r2_4") {
+        assert!(start.elapsed() < Duration::from_secs(30), "a Bounded search never saw r2_4");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let time = |g: &MilvusGallery| {
+        let t = Instant::now();
+        for _ in 0..10 {
+            g.search(probe, 1).unwrap();
+        }
+        t.elapsed()
+    };
+    let (strong, bounded) = (time(&g), time(&b));
+    eprintln!("10 searches: Strong {strong:?}, Bounded {bounded:?}");
+    assert!(bounded < strong, "Bounded {bounded:?} is not faster than Strong {strong:?}");
+    drop(b);
     g.drop_gallery().unwrap();
 }
 
@@ -138,9 +161,13 @@ fn two_processes_enroll_at_once_and_a_killed_batch_loses_and_duplicates_nothing(
     let Some(base) = server() else { return };
     let url = fresh(&base, "kill");
     let g = synthetic::options().create(true).open(&url).unwrap();
-    let (subjects, per) = (150usize, 4usize);
+    let (subjects, per) = (80usize, 4usize);
     // Two processes at once: one enrolls p*, one enrolls q* and then p* again (overlap).
-    let mut p = Command::new(bin()).args(["enroll-synthetic", &url, "p", &subjects.to_string(), &per.to_string(), "3"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut p = Command::new(bin())
+        .args(["enroll-synthetic", &url, "p", &subjects.to_string(), &per.to_string(), "3"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let q = Command::new(bin()).args(["enroll-synthetic", &url, "q", "40", "2", "3"]).output().unwrap();
     assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
     // Kill p with SIGKILL mid batch, after some acknowledgements.
@@ -196,12 +223,29 @@ fn export_and_import_round_trip_with_counts() {
     assert_eq!((r.subjects, r.templates, r.added), (12, 24, 24));
     let b = visage_gallery::OpenOptions::any_model().open(&back).unwrap();
     assert_eq!(b.counts().unwrap(), (12, 24));
-    assert_eq!(b.subjects().unwrap(), src.subjects().unwrap().into_iter().map(|mut s| {
-        s.created_at = b.subjects().unwrap().iter().find(|x| x.name == s.name).unwrap().created_at;
-        s
-    }).collect::<Vec<_>>());
-    let mut e1: Vec<_> = src.templates().unwrap().into_iter().map(|t| (t.name, t.photo_sha256, t.embedding.iter().map(|x| x.to_bits()).collect::<Vec<_>>())).collect();
-    let mut e2: Vec<_> = b.templates().unwrap().into_iter().map(|t| (t.name, t.photo_sha256, t.embedding.iter().map(|x| x.to_bits()).collect::<Vec<_>>())).collect();
+    assert_eq!(
+        b.subjects().unwrap(),
+        src.subjects()
+            .unwrap()
+            .into_iter()
+            .map(|mut s| {
+                s.created_at = b.subjects().unwrap().iter().find(|x| x.name == s.name).unwrap().created_at;
+                s
+            })
+            .collect::<Vec<_>>()
+    );
+    let mut e1: Vec<_> = src
+        .templates()
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.name, t.photo_sha256, t.embedding.iter().map(|x| x.to_bits()).collect::<Vec<_>>()))
+        .collect();
+    let mut e2: Vec<_> = b
+        .templates()
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.name, t.photo_sha256, t.embedding.iter().map(|x| x.to_bits()).collect::<Vec<_>>()))
+        .collect();
     e1.sort();
     e2.sort();
     assert_eq!(e1, e2, "embeddings bit for bit");
