@@ -37,8 +37,9 @@ pub struct TopOpts {
 /// The option of the commands that use the gallery.
 #[derive(Args, Debug, Clone, Default)]
 pub struct GalleryOpt {
-    /// The gallery file [default: $XDG_DATA_HOME/visage/gallery.db].
-    #[arg(long, global = true, env = "VISAGE_GALLERY", value_name = "FILE")]
+    /// The gallery file [default: $XDG_DATA_HOME/visage/gallery.db], or a gallery in Milvus,
+    /// milvus://HOST:PORT/NAME (a build with `--features milvus`).
+    #[arg(long, global = true, env = "VISAGE_GALLERY", value_name = "FILE|URL")]
     pub gallery: Option<PathBuf>,
 }
 

@@ -13,7 +13,10 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use visage::{FaceChoice, Metric, ModelDescriptor, Thresholds};
-use visage_gallery::{calibrate, Contract, EnrollOptions, Gallery, NewTemplate, OpenOptions};
+use visage_gallery::{calibrate, Contract, EnrollOptions, NewTemplate};
+
+mod store;
+use store::{Location, Store};
 
 /// Arguments of `visage enroll`.
 #[derive(Args)]
@@ -184,24 +187,39 @@ pub struct CalibrateArgs {
 /// Opens the gallery to enroll embeddings of the model `d` describes, which an existing
 /// gallery's must be; a missing one is made for that model (its id, dimension and threshold
 /// for `metric`), and an existing gallery's metric must equal `metric`.
-fn open_to_enroll(g: &GlobalOpts, d: &ModelDescriptor, metric: Option<Metric>) -> Result<Gallery> {
-    let path = g.gallery_path()?;
-    Ok(OpenOptions::for_model(d).create(true).metric(metric).open(&path)?)
+fn open_to_enroll(g: &GlobalOpts, d: &ModelDescriptor, metric: Option<Metric>) -> Result<Store> {
+    Store::open_to_enroll(&location(g)?, d, metric)
+}
+
+/// The gallery `--gallery` names: a file (which must not be a folder) or, in a build with the
+/// `milvus` feature, `milvus://HOST:PORT/NAME`.
+fn location(g: &GlobalOpts) -> Result<Location> {
+    match &g.gallery {
+        Some(p) if p.to_str().is_some_and(|s| s.starts_with("milvus://")) => Location::of(p),
+        _ => Ok(Location::File(g.gallery_path()?)),
+    }
+}
+
+/// The gallery of a command that needs one to exist (a file that exists, or a Milvus gallery,
+/// which opening checks).
+fn existing_location(g: &GlobalOpts) -> Result<Location> {
+    match location(g)? {
+        Location::File(_) => Ok(Location::File(g.existing_gallery_path()?)),
+        m => Ok(m),
+    }
 }
 
 /// Opens the gallery for writing what needs no embedder (names, metadata, forgetting, a
 /// threshold), whatever model it was made for.
-fn open(g: &GlobalOpts) -> Result<Gallery> {
-    let path = g.existing_gallery_path()?;
-    Ok(OpenOptions::any_model().open(&path)?)
+fn open(g: &GlobalOpts) -> Result<Store> {
+    Store::open_existing(&existing_location(g)?, false)
 }
 
 /// Opens the gallery read-only, whatever model it was made for: no lock is taken, and a
 /// read-only folder is fine. Commands that compare photos with it check their embedder with
-/// [`Gallery::check_model`].
-fn open_read(g: &GlobalOpts) -> Result<Gallery> {
-    let path = g.existing_gallery_path()?;
-    Ok(OpenOptions::any_model().read_only(true).open(&path)?)
+/// [`Store::check_model`].
+fn open_read(g: &GlobalOpts) -> Result<Store> {
+    Store::open_existing(&existing_location(g)?, true)
 }
 
 /// The thresholds of the model a gallery holds, known without loading it: the model's own
@@ -214,7 +232,7 @@ pub fn info(g: &GlobalOpts) -> Result<Outcome> {
     let gal = open_read(g)?;
     let (s, t) = gal.counts()?;
     let c = gal.contract();
-    println!("gallery   {}", gal.path().display());
+    println!("gallery   {}", gal.place());
     println!("contract  {c}");
     println!("threshold {:.4}", gal.threshold()?);
     println!("subjects  {s}");
@@ -224,7 +242,7 @@ pub fn info(g: &GlobalOpts) -> Result<Outcome> {
 
 pub fn enroll(g: &GlobalOpts, a: EnrollArgs) -> Result<Outcome> {
     // A gallery path that cannot be one is refused before the photo work.
-    g.gallery_path()?;
+    location(g)?;
     let v = g.visage()?;
     let choice = choice_from_args(a.face, a.largest);
     let photos = expand(&a.photos)?;
@@ -278,13 +296,12 @@ pub fn enroll(g: &GlobalOpts, a: EnrollArgs) -> Result<Outcome> {
 
 /// A refused duplicate as the command line says it: which photo, who has its face, and the
 /// option that allows it. Other errors pass unchanged.
-fn duplicate_message(e: visage_gallery::GalleryError, templates: &[NewTemplate]) -> anyhow::Error {
-    use visage_gallery::GalleryError::Duplicate;
-    match &e {
-        Duplicate { existing, name, photo_sha256, face_box, .. } => {
+fn duplicate_message(e: anyhow::Error, templates: &[NewTemplate]) -> anyhow::Error {
+    match store::duplicate_of(&e) {
+        Some((existing, name, photo_sha256, face_box)) => {
             let photo = templates
                 .iter()
-                .find(|t| &t.photo_sha256 == photo_sha256 && face_box_text(&t.face_box) == *face_box)
+                .find(|t| t.photo_sha256 == photo_sha256 && face_box_text(&t.face_box) == face_box)
                 .and_then(|t| t.source.clone())
                 .unwrap_or_else(|| format!("photo {}", &photo_sha256[..12.min(photo_sha256.len())]));
             anyhow::anyhow!(
@@ -293,7 +310,7 @@ fn duplicate_message(e: visage_gallery::GalleryError, templates: &[NewTemplate])
                 visage_gallery::quoted_name(name)
             )
         }
-        _ => e.into(),
+        None => e,
     }
 }
 
@@ -349,8 +366,8 @@ pub fn enroll_dir(g: &GlobalOpts, a: EnrollDirArgs) -> Result<Outcome> {
                             added += o.added;
                             already += o.already;
                         }
-                        Err(e @ visage_gallery::GalleryError::Duplicate { .. }) => failed.push(duplicate_message(e, &[t]).to_string()),
-                        Err(e) => return Err(e.into()),
+                        Err(e) if store::duplicate_of(&e).is_some() => failed.push(duplicate_message(e, &[t]).to_string()),
+                        Err(e) => return Err(e),
                     }
                 }
                 Ok(Some((_, Err(Refusal::NoFace)))) => no_face.push(p.clone()),
@@ -419,7 +436,22 @@ pub fn forget(g: &GlobalOpts, name: &str) -> Result<Outcome> {
     let gal = open(g)?;
     let out = gal.forget(name)?;
     let name = visage_gallery::quoted_name(&visage_gallery::normalize_name(name));
-    if out.erased {
+    if gal.is_milvus() {
+        // Milvus deletes are logical until a compaction rewrites the segments.
+        if out.erased {
+            eprintln!(
+                "forgot {name}: {} template(s) deleted; compaction confirmed: no copy left in {}'s stored segments",
+                out.templates,
+                gal.place()
+            );
+        } else {
+            eprintln!(
+                "forgot {name}: {} template(s) deleted (no search returns them); the compaction that removes them from {}'s stored segments was not confirmed in time",
+                out.templates,
+                gal.place()
+            );
+        }
+    } else if out.erased {
         eprintln!("forgot {name}: {} template(s) deleted and overwritten", out.templates);
     } else {
         eprintln!(
@@ -439,10 +471,13 @@ pub fn verify(g: &GlobalOpts, a: VerifyArgs) -> Result<Outcome> {
     // Check the name before the (slower) photo work.
     // Names compare in NFC, as the gallery stores them ("Jose\u{301}" is "Jos\u{e9}").
     let name = visage_gallery::normalize_name(&a.name);
-    gal.subjects()?
-        .iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| visage_gallery::GalleryError::UnknownSubject { name: name.clone(), path: gal.path().to_path_buf() })?;
+    gal.subjects()?.iter().find(|s| s.name == name).ok_or_else(|| match &gal {
+        Store::Sqlite(s) => {
+            anyhow::Error::from(visage_gallery::GalleryError::UnknownSubject { name: name.clone(), path: s.path().to_path_buf() })
+        }
+        #[allow(unreachable_patterns)]
+        _ => anyhow::anyhow!("no one called {name:?} is enrolled in {}", gal.place()),
+    })?;
     let liveness = if a.liveness { Some(a.liveness_model.load()?) } else { None };
     let v = g.visage()?;
     gal.check_model(v.descriptor())?;
@@ -744,7 +779,7 @@ pub fn calibrate_cmd(g: &GlobalOpts, a: CalibrateArgs) -> Result<Outcome> {
     }
     if a.store {
         gal.set_threshold(c.threshold)?;
-        eprintln!("stored threshold {:.4} in {}", c.threshold, gal.path().display());
+        eprintln!("stored threshold {:.4} in {}", c.threshold, gal.place());
     }
     Ok(Outcome::Ok)
 }
