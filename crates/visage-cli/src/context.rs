@@ -16,8 +16,9 @@ pub struct TopOpts {
     /// Model directory [default: $XDG_DATA_HOME/visage/models].
     #[arg(long, global = true, env = "VISAGE_MODELS", value_name = "DIR")]
     pub models: Option<PathBuf>,
-    /// Embed with a model trained by `visage train embedder` (a .safetensors file) instead of
-    /// dlib's ResNet; galleries remember which model made their templates and refuse others.
+    /// Embed with a model trained by `visage train embedder` or `visage train finetune` (a
+    /// .safetensors file) instead of dlib's ResNet; galleries remember which model made their
+    /// templates and refuse others.
     #[arg(long, global = true, env = "VISAGE_MODEL", value_name = "FILE")]
     pub model: Option<PathBuf>,
     /// Worker threads [default: all cores].
