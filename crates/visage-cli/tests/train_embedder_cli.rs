@@ -118,3 +118,39 @@ fn a_small_cnn_trains_resumes_after_sigkill_and_recognises_through_the_cli() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("not a visage trained model"), "{}", text(&o));
 }
+
+#[test]
+fn softmax_over_identities_learns_the_training_people_and_a_triplet_run_starts_from_it() {
+    let Some(data) = visage_testdata::data_dir("train_embedder_cli") else { return };
+    let lfw = data.join("lfw").join("images");
+    let dir = tempfile::tempdir().unwrap();
+    let train = dir.path().join("people");
+    for p in PEOPLE {
+        std::fs::create_dir_all(train.join(p)).unwrap();
+        for n in 1..=6 {
+            std::fs::copy(photo(&lfw, p, n), train.join(p).join(format!("{n}.jpg"))).unwrap();
+        }
+    }
+    let cache = s(&dir.path().join("chips"));
+    let soft = dir.path().join("soft.safetensors");
+    let o = visage(&["train", "embedder", "--data", &s(&train), "--out", &s(&soft), "--cache", &cache, "--loss", "softmax", "--steps", "80", "--p", "10", "--k", "3", "--lr", "3e-3", "--json", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let l = log(&soft.with_extension("log.jsonl"));
+    assert_eq!(l.len(), 80);
+    let mean = |xs: &[serde_json::Value], f: &str| xs.iter().map(|x| x[f].as_f64().unwrap()).sum::<f64>() / xs.len() as f64;
+    let (early, late) = (&l[..5], &l[l.len() - 10..]);
+    // Ten people: chance is 10%; the classifier learns them.
+    eprintln!("batch accuracy {} -> {}, loss {} -> {}", mean(early, "accuracy"), mean(late, "accuracy"), mean(early, "loss"), mean(late, "loss"));
+    assert!(mean(late, "accuracy") > mean(early, "accuracy") + 0.3, "batch accuracy {} -> {}", mean(early, "accuracy"), mean(late, "accuracy"));
+    assert!(mean(late, "loss") < mean(early, "loss") - 0.5, "loss {} -> {}", mean(early, "loss"), mean(late, "loss"));
+    // The classifier is not part of the model: the file holds the embedder alone.
+    let st = std::fs::read(&soft).unwrap();
+    assert!(!String::from_utf8_lossy(&st[..4096.min(st.len())]).contains("classifier"));
+    // A triplet run from it, and --init refused for another architecture.
+    let tri = dir.path().join("tri.safetensors");
+    let o = visage(&["train", "embedder", "--data", &s(&train), "--out", &s(&tri), "--cache", &cache, "--init", &s(&soft), "--steps", "3", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = visage(&["train", "embedder", "--data", &s(&train), "--out", &s(&tri), "--cache", &cache, "--init", &s(&soft), "--channels", "8,16", "--steps", "3", "-q"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--init's architecture"), "{}", text(&o));
+}

@@ -73,6 +73,12 @@ fn the_pretrained_resnet_fine_tunes_resumes_and_recognises_through_the_cli() {
     let a = dir.path().join("a.safetensors");
     let ra = run(&a, "20", "1e-4", &[]);
     assert_eq!(ra["steps"], 20);
+    // The stored threshold comes from balanced same / different pairs of the training people:
+    // near dlib's 0.6 for a network this close to dlib's (not the degenerate "everyone differs"
+    // threshold that pairs drawn at random, nearly all of different people, would give).
+    let t = ra["thresholds"]["l2"].as_f64().unwrap();
+    eprintln!("stored L2 threshold {t}");
+    assert!((0.4..0.8).contains(&t), "threshold {t}");
     assert!(ra["model"].as_str().unwrap().starts_with("visage-resnet29-ft-"), "{ra}");
     let b = dir.path().join("b.safetensors");
     run(&b, "10", "1e-4", &[]);

@@ -17,7 +17,8 @@
 //! - [`cnn`]: the small CNN embedder as a trainable module, exported to the engine's model file;
 //! - [`layer_net`]: any network of the engine's layer vocabulary as a trainable module (dlib's
 //!   ResNet-29 initialised from its weights, for fine-tuning);
-//! - [`sampler`]: the identity-balanced P x K batch sampler, seeded so a run repeats.
+//! - [`sampler`]: the identity-balanced P x K batch sampler, seeded so a run repeats;
+//! - [`softmax`]: softmax training over identities (a classifier on the embedding, DeepFace).
 //!
 //! The crate is outside the quick start's build (`visage-cli` does not depend on it): burn
 //! takes minutes to compile cold.
@@ -36,6 +37,7 @@ pub mod losses;
 pub mod mining;
 pub mod people;
 pub mod sampler;
+pub mod softmax;
 pub mod stats;
 pub mod tensors;
 pub mod triplet;

@@ -22,6 +22,7 @@ use visage_train::burn::module::Module;
 use visage_train::augment::{augment, Augmentation};
 use visage_train::burn::optim::{AdamConfig, GradientsParams};
 use visage_train::cnn::{chips_tensor, SmallCnn};
+use visage_train::softmax::IdentityClassifier;
 use visage_train::{train_device, Mining, PkSampler, Reduction, Shortfall, TripletLoss};
 
 /// `visage train embedder`.
@@ -51,6 +52,15 @@ pub struct EmbedderArgs {
     /// Chip side in pixels (chips aligned as dlib's, padding 0.25).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(16..=300))]
     pub chip_size: u32,
+    /// The loss: `triplet` (with --mining and --margin) or `softmax` (DeepFace's: a classifier
+    /// over the training people on top of the embedding layer, cross-entropy; the classifier
+    /// is dropped from the model file).
+    #[arg(long, default_value = "triplet", value_parser = ["triplet", "softmax"])]
+    pub loss: String,
+    /// Start from this model file's weights (a small CNN of the same --channels and --dim, e.g.
+    /// one trained with `--loss softmax`, to fine-tune it with the triplet loss).
+    #[arg(long, value_name = "FILE")]
+    pub init: Option<PathBuf>,
     /// Triplet mining in each batch: batch-all (every triplet still inside the margin; the
     /// default: from scratch, batch-hard's hardest triplets collapsed this network to one point
     /// in our runs), batch-hard or semi-hard.
@@ -187,6 +197,41 @@ pub(crate) fn training_chips(
     Ok((people.into_iter().filter(|p| p.len() >= 2).collect(), no_face))
 }
 
+/// Each metric's threshold of best accuracy on balanced pairs of the training people: up to
+/// 10,000 same-person pairs (two photos of a person drawn at random) and as many pairs of two
+/// different people. (Pairs drawn uniformly from all photos would be nearly all of different
+/// people, and the best threshold on them says "different" to everything.)
+pub(crate) fn training_thresholds(person: &[usize], emb: &[Vec<f32>], seed: u64) -> Thresholds {
+    let mut by_person: std::collections::BTreeMap<usize, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, &p) in person.iter().enumerate() {
+        by_person.entry(p).or_default().push(i);
+    }
+    let multi: Vec<&Vec<usize>> = by_person.values().filter(|v| v.len() >= 2).collect();
+    let mut rng = SeededRng::new(seed);
+    let mut pairs = Vec::new();
+    if !multi.is_empty() && by_person.len() >= 2 {
+        for _ in 0..10_000 {
+            let v = multi[rng.below(multi.len())];
+            let (x, y) = (rng.below(v.len()), rng.below(v.len() - 1));
+            pairs.push((v[x], v[if y >= x { y + 1 } else { y }], true));
+        }
+        while pairs.len() < 20_000 {
+            let (x, y) = (rng.below(person.len()), rng.below(person.len()));
+            if person[x] != person[y] {
+                pairs.push((x, y, false));
+            }
+        }
+    }
+    let best = |m: Metric| {
+        if pairs.is_empty() {
+            return f32::NAN;
+        }
+        let s: Vec<(f64, bool)> = pairs.iter().map(|&(x, y, same)| (m.distance(&emb[x], &emb[y]) as f64, same)).collect();
+        visage_eval::protocol::best_threshold(&s) as f32
+    };
+    Thresholds { l2: best(Metric::L2), cosine: best(Metric::Cosine), chi2: best(Metric::Chi2) }
+}
+
 /// The checkpoint beside the model file: weights (a model file) and the step reached.
 pub(crate) fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {
     (out.with_extension("ckpt.safetensors"), out.with_extension("ckpt.json"))
@@ -228,6 +273,15 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     let (ckpt_model, ckpt_state) = checkpoint_paths(&a.out);
     let mut start = 0usize;
     let mut net = SmallCnn::new(&spec, &device);
+    if let Some(init) = &a.init {
+        let m = TrainedModel::load(init)?;
+        if m.spec != visage_embed::Architecture::SmallCnn(spec.clone()) {
+            bail!("{}: --init's architecture {:?} is not this run's {:?}", init.display(), m.spec, spec);
+        }
+        net = SmallCnn::from_model(&m, &device);
+    }
+    let softmax = a.loss == "softmax";
+    let mut ckpt_tensors = None;
     if a.resume && ckpt_state.exists() {
         let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ckpt_state)?)
             .with_context(|| format!("{}: not a checkpoint", ckpt_state.display()))?;
@@ -236,6 +290,7 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
             bail!("{}: the checkpoint's architecture {:?} is not this run's {:?}", ckpt_model.display(), m.spec, spec);
         }
         net = SmallCnn::from_model(&m, &device);
+        ckpt_tensors = Some(m.tensors);
         start = state["step"].as_u64().unwrap_or(0) as usize;
         if !g.quiet && !a.json {
             eprintln!("resuming from step {start} ({})", ckpt_model.display());
@@ -248,6 +303,13 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
         let b = sampler.next_batch();
         for _ in &b.rows {
             Augmentation::draw(&mut aug_rng);
+        }
+    }
+    // The classifier over the training people (trained only with --loss softmax).
+    let mut model = IdentityClassifier::new(net, spec.dim, people.len(), &device);
+    if let (true, Some(t)) = (softmax, &ckpt_tensors) {
+        if !model.load_classifier(t, &device) {
+            bail!("{}: the checkpoint has no classifier over these {} people", ckpt_model.display(), people.len());
         }
     }
     let loss_fn = TripletLoss { margin: a.margin, metric: visage_train::Metric::SquaredL2, mining: a.mining, reduction: Reduction::Mean };
@@ -266,8 +328,12 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     let size = a.chip_size as usize;
     let started = std::time::Instant::now();
     let mut history: Vec<(usize, f32, f32)> = Vec::new();
-    let save_checkpoint = |net: &SmallCnn, step: usize| -> Result<()> {
-        net.valid().export(&spec, &provisional, "checkpoint").save(&ckpt_model)?;
+    let save_checkpoint = |model: &IdentityClassifier, step: usize| -> Result<()> {
+        let mut m = model.net.valid().export(&spec, &provisional, "checkpoint");
+        if softmax {
+            m.tensors.extend(model.valid().classifier_tensors());
+        }
+        m.save(&ckpt_model)?;
         let tmp = ckpt_state.with_extension("partial");
         std::fs::write(&tmp, json!({"step": step, "seed": a.seed}).to_string())?;
         std::fs::rename(&tmp, &ckpt_state)?;
@@ -278,26 +344,34 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
         let batch: Vec<Vec<u8>> = b.rows.iter().map(|&(p, i)| augment(&people[p][i], size, &mut aug_rng)).collect();
         let refs: Vec<&[u8]> = batch.iter().map(|c| c.as_slice()).collect();
         let x = chips_tensor(&refs, size, &provisional, &device);
-        let out = loss_fn.forward(net.forward(x), &b.labels());
-        let st = out.stats;
         let lr = a.lr * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / steps as f64).cos()));
-        let grads = GradientsParams::from_grads(out.loss.backward(), &net);
-        net = optim.step(lr, net, grads);
-        writeln!(
-            log,
-            "{}",
-            json!({"step": step + 1, "loss": st.loss, "active_fraction": st.active_fraction(), "mean_positive": st.mean_positive, "mean_negative": st.mean_negative, "lr": lr})
-        )?;
-        history.push((step + 1, st.loss, st.active_fraction()));
-        bar.set_message(format!("training: loss {:.4}, active {:.0}%", st.loss, 100.0 * st.active_fraction()));
+        let (loss, record, second) = if softmax {
+            let out = model.forward(x, &b.labels());
+            let r = json!({"step": step + 1, "loss": out.loss_value, "accuracy": out.accuracy, "lr": lr});
+            (out.loss, r, (out.loss_value, out.accuracy))
+        } else {
+            let out = loss_fn.forward(model.net.forward(x), &b.labels());
+            let st = out.stats;
+            let r = json!({"step": step + 1, "loss": st.loss, "active_fraction": st.active_fraction(), "mean_positive": st.mean_positive, "mean_negative": st.mean_negative, "lr": lr});
+            (out.loss, r, (st.loss, st.active_fraction()))
+        };
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(lr, model, grads);
+        writeln!(log, "{record}")?;
+        history.push((step + 1, second.0, second.1));
+        if softmax {
+            bar.set_message(format!("training: loss {:.4}, batch accuracy {:.0}%", second.0, 100.0 * second.1));
+        } else {
+            bar.set_message(format!("training: loss {:.4}, active {:.0}%", second.0, 100.0 * second.1));
+        }
         bar.inc(1);
         if (step + 1) % a.checkpoint_every as usize == 0 || step + 1 == steps {
-            save_checkpoint(&net, step + 1)?;
+            save_checkpoint(&model, step + 1)?;
         }
     }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    let net = net.valid();
+    let net = model.net.valid();
 
     // Thresholds: the best accuracy on pairs of the training people (the embedding's own
     // scale; `visage calibrate` or `eval` on your data gives better ones).
@@ -305,23 +379,7 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     let embedder = visage_embed::Embedder::from_trained(&model0, visage_embed::EngineOptions::default())?;
     let flat: Vec<(usize, &[u8])> = people.iter().enumerate().flat_map(|(i, p)| p.iter().map(move |c| (i, c.as_slice()))).collect();
     let emb = embedder.embed_batch(&flat.iter().map(|x| x.1).collect::<Vec<_>>())?;
-    let mut rng = SeededRng::new(a.seed);
-    let mut pairs = Vec::new();
-    for _ in 0..20_000.min(flat.len() * 20) {
-        let (x, y) = (rng.below(flat.len()), rng.below(flat.len()));
-        if x != y {
-            pairs.push((x, y, flat[x].0 == flat[y].0));
-        }
-    }
-    let best = |m: Metric| {
-        let s: Vec<(f64, bool)> = pairs.iter().map(|&(x, y, same)| (m.distance(&emb[x], &emb[y]) as f64, same)).collect();
-        if s.iter().any(|p| p.1) && s.iter().any(|p| !p.1) {
-            visage_eval::protocol::best_threshold(&s) as f32
-        } else {
-            f32::NAN
-        }
-    };
-    let thresholds = Thresholds { l2: best(Metric::L2), cosine: best(Metric::Cosine), chi2: best(Metric::Chi2) };
+    let thresholds = training_thresholds(&flat.iter().map(|x| x.0).collect::<Vec<_>>(), &emb, a.seed);
     let mut hasher = Sha256::new();
     let mut names: Vec<&String> = model0.tensors.keys().collect();
     names.sort();
@@ -335,7 +393,7 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     let provenance = json!({
         "command": std::env::args().collect::<Vec<_>>().join(" "),
         "data": a.data, "people_list": a.people, "except_fold": a.except_fold, "people": people.len(), "chips": chips_total, "photos_without_face": no_face,
-        "mining": format!("{:?}", a.mining), "margin": a.margin, "p": a.p, "k": a.k, "steps": a.steps, "lr": a.lr, "seed": a.seed,
+        "loss": a.loss, "init": a.init, "mining": format!("{:?}", a.mining), "margin": a.margin, "p": a.p, "k": a.k, "steps": a.steps, "lr": a.lr, "seed": a.seed,
     })
     .to_string();
     net.export(&spec, &descriptor, &provenance).save(&a.out)?;
@@ -349,7 +407,11 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
                 .collect()
         };
         let (loss, active) = (smooth(|h| h.1), smooth(|h| h.2));
-        let (l, f) = (format!("triplet loss over active triplets (mean of {w} steps)"), format!("active-triplet fraction (mean of {w} steps)"));
+        let (l, f) = if softmax {
+            (format!("softmax cross-entropy (mean of {w} steps)"), format!("batch accuracy over the training people (mean of {w} steps)"))
+        } else {
+            (format!("triplet loss over active triplets (mean of {w} steps)"), format!("active-triplet fraction (mean of {w} steps)"))
+        };
         visage_eval::plot::write_curves(p, &format!("visage train embedder: {}", a.out.display()), "step", &[(&l, &loss), (&f, &active)])
             .map_err(|e| anyhow::anyhow!("writing the plot {}: {e}", p.display()))?;
     }

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
-use visage_core::{Metric, ModelDescriptor, SeededRng, Thresholds};
+use visage_core::{ModelDescriptor, SeededRng};
 use visage_embed::architecture::{resnet29_layers, resnet29_parameter_shapes};
 use visage_embed::{dlib_resnet_descriptor, parse_resnet, Architecture, TrainedModel, DLIB_RESNET_CHIP};
 use visage_models::ModelFile;
@@ -232,30 +232,14 @@ pub fn run(g: &GlobalOpts, a: FinetuneArgs) -> Result<Outcome> {
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
 
-    // The distance threshold: the best accuracy on pairs of the training people (each photo
-    // once, unflipped), on the whole network as the engine runs it.
+    // The distance thresholds: the best accuracy on balanced pairs of the training people
+    // (each photo once, unflipped), on the whole network as the engine runs it.
     let tensors = whole(&net);
     let model0 = TrainedModel { descriptor: pretrained.clone(), spec: Architecture::RESNET29, tensors: tensors.clone(), provenance: String::new(), extra: Default::default() };
     let embedder = visage_embed::Embedder::from_trained(&model0, visage_embed::EngineOptions::default())?;
     let flat: Vec<(usize, &[u8])> = people.iter().enumerate().flat_map(|(i, p)| p.iter().map(move |c| (i, c.as_slice()))).collect();
     let emb = embedder.embed_batch(&flat.iter().map(|x| x.1).collect::<Vec<_>>())?;
-    let mut rng = SeededRng::new(a.seed);
-    let mut pairs = Vec::new();
-    for _ in 0..20_000.min(flat.len() * 20) {
-        let (x, y) = (rng.below(flat.len()), rng.below(flat.len()));
-        if x != y {
-            pairs.push((x, y, flat[x].0 == flat[y].0));
-        }
-    }
-    let best = |m: Metric| {
-        let s: Vec<(f64, bool)> = pairs.iter().map(|&(x, y, same)| (m.distance(&emb[x], &emb[y]) as f64, same)).collect();
-        if s.iter().any(|p| p.1) && s.iter().any(|p| !p.1) {
-            visage_eval::protocol::best_threshold(&s) as f32
-        } else {
-            f32::NAN
-        }
-    };
-    let thresholds = Thresholds { l2: best(Metric::L2), cosine: best(Metric::Cosine), chi2: best(Metric::Chi2) };
+    let thresholds = super::train_embedder::training_thresholds(&flat.iter().map(|x| x.0).collect::<Vec<_>>(), &emb, a.seed);
     let mut hasher = Sha256::new();
     let mut names: Vec<&String> = tensors.keys().collect();
     names.sort();
