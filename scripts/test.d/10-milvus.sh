@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The Milvus gallery (crates/visage-gallery-milvus, and `visage --gallery milvus://...`) against
-# a real server: PyPI's milvus==2.3.5 standalone server, installed into a venv under target/.
+# The Milvus gallery (crates/visage-gallery-milvus, `visage --gallery milvus://...` and
+# `visage serve --milvus`) against a real server: PyPI's milvus==2.3.5 standalone server, installed into a venv under target/.
 # It listens on every interface and has no option to bind loopback only, so it runs, with the
 # tests that talk to it, inside a network namespace where only loopback is up; each run gets a
 # fresh data directory (a restart on an old one misbehaves) and the server is stopped with
@@ -21,9 +21,11 @@ command -v unshare >/dev/null && command -v ip >/dev/null && command -v curl >/d
 if [ "$(id -u)" = 0 ]; then ns=(unshare -n); else ns=(unshare -rn); fi
 "${ns[@]}" true 2>/dev/null || unavailable "cannot make a network namespace (${ns[*]})"
 # Build with the network; run without it. The `visage` binary is built with its `milvus`
-# feature for the command-line test (tests/gallery_milvus.rs).
+# feature for the command-line test (tests/gallery_milvus.rs) and the service's: every
+# serve_api test again with each server's galleries in Milvus, and two servers sharing one
+# gallery (tests/serve_milvus.rs).
 cargo nextest run --release -p visage-gallery-milvus --no-run
-cargo nextest run --release -p visage-cli --features milvus --test gallery_milvus --no-run
+cargo nextest run --release -p visage-cli --features milvus --test gallery_milvus --test serve_api --test serve_milvus --no-run
 start=$(date +%s)
 MILVUS_BIN="$venv/bin/milvus-server" "${ns[@]}" bash -euo pipefail -c '
   ip link set lo up
@@ -43,7 +45,7 @@ MILVUS_BIN="$venv/bin/milvus-server" "${ns[@]}" bash -euo pipefail -c '
   export VISAGE_MILVUS=milvus://127.0.0.1:19530
   status=0
   cargo nextest run --release --offline -p visage-gallery-milvus --no-fail-fast || status=1
-  cargo nextest run --release --offline -p visage-cli --features milvus --test gallery_milvus --no-fail-fast || status=1
+  cargo nextest run --release --offline -p visage-cli --features milvus --test gallery_milvus --test serve_api --test serve_milvus --no-fail-fast || status=1
   exit $status
 '
 echo "10-milvus: done in $(( $(date +%s) - start )) s (server start and tests)"

@@ -1,5 +1,9 @@
 //! `visage serve` end to end: a real server on loopback, started by the test, and real HTTP.
 //! Every route, tenant isolation, scopes, the error envelope, bad input, overload, shutdown.
+//!
+//! Built with the `milvus` feature and run with VISAGE_MILVUS set (scripts/test.d/10-milvus.sh),
+//! every server these tests start keeps its galleries in that Milvus server (`--milvus`, each
+//! server under a prefix of its own), and the same assertions hold.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,10 +31,25 @@ fn key(data: &Path, tenant: &str, scope: &str) -> String {
     String::from_utf8(o.stdout).unwrap().trim().to_string()
 }
 
+/// `--milvus HOST:PORT --milvus-prefix P` (a prefix of this server's own) in a build with the
+/// `milvus` feature when VISAGE_MILVUS names a server; nothing otherwise.
+fn milvus_args() -> Vec<String> {
+    match std::env::var("VISAGE_MILVUS") {
+        Ok(u) if cfg!(feature = "milvus") && !u.is_empty() => {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000;
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            vec!["--milvus".into(), u, "--milvus-prefix".into(), format!("api{}x{t}x{n}", std::process::id())]
+        }
+        _ => Vec::new(),
+    }
+}
+
 fn start(extra: &[&str]) -> Server {
     let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_visage"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data", &data.path().to_string_lossy()])
+        .args(milvus_args())
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -604,4 +623,26 @@ fn embeddings_are_accepted_where_a_photo_is_in_identify_and_verify() {
         call("POST", &u("/v1/galleries/staff/identify"), Some(&viewer), json_body(serde_json::json!({"embedding": emb, "liveness": true})));
     assert_eq!(st, 400, "{v}");
     assert!(v["detail"].as_str().unwrap().contains("liveness"), "{v}");
+}
+
+#[test]
+fn a_milvus_server_needs_a_valid_address_and_the_milvus_build() {
+    let data = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_visage"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data", &data.path().to_string_lossy()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--milvus", "db-host:port"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("is not a Milvus server"), "{o:?}");
+    let o = run(&["--milvus-prefix", "staging"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--milvus"), "a prefix needs a server: {o:?}");
+    if !cfg!(feature = "milvus") {
+        // Refused before anything is loaded, saying how to build one that takes it.
+        let o = run(&["--milvus", "127.0.0.1:19530"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains("built without Milvus") && err.contains("--features milvus"), "{err}");
+    }
 }

@@ -46,6 +46,28 @@ use visage_gallery::{Contract, EnrollOutcome, FaceRecord, ForgetOutcome, Match, 
 const MAX_WINDOW: usize = 16_384;
 /// Longest name, in characters (as the embedded gallery).
 const MAX_NAME_CHARS: usize = 200;
+/// Longest photo hash: a SHA-256 in hex, or `embedding:` and one (a template enrolled from an
+/// embedding, as `visage serve` keys them).
+const PHOTO_MAX: i32 = 80;
+
+/// A runtime that may be dropped anywhere, an async context included (a gallery held by an
+/// async server is dropped there): it shuts down without waiting.
+struct Rt(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for Rt {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("the runtime lives as long as its gallery")
+    }
+}
+
+impl Drop for Rt {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
 
 /// Errors of the Milvus gallery.
 #[derive(Debug, thiserror::Error)]
@@ -310,7 +332,7 @@ struct StoredSubject {
 
 /// A gallery in Milvus. Calls block (a small runtime runs inside).
 pub struct MilvusGallery {
-    rt: tokio::runtime::Runtime,
+    rt: Rt,
     client: Client,
     url: MilvusUrl,
     faces: String,
@@ -349,6 +371,18 @@ pub fn template_key(photo_sha256: &str, face_box: &[i64; 4], name_if_duplicate: 
         h.update(n.as_bytes());
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The id a face is listed under ([`MilvusGallery::faces`]): Milvus keys are hashes, and the
+/// id is the key's first 15 hex digits (a positive `i64`).
+fn key_face_id(key: &str) -> i64 {
+    key.get(..15).and_then(|h| i64::from_str_radix(h, 16).ok()).unwrap_or(0)
+}
+
+/// The id under which the face of photo `photo_sha256` at `face_box` is listed once enrolled
+/// (without `allow_duplicate`), as [`MilvusGallery::faces`] lists it.
+pub fn face_id(photo_sha256: &str, face_box: &[i64; 4]) -> i64 {
+    key_face_id(&template_key(photo_sha256, face_box, None))
 }
 
 fn valid_name(name: &str) -> Result<String> {
@@ -431,7 +465,7 @@ impl MilvusGallery {
         let faces = format!("visage_{}_faces", url.name);
         let meta = format!("visage_{}_meta", url.name);
         let mut g = Self {
-            rt,
+            rt: Rt(Some(rt)),
             client,
             url,
             faces,
@@ -522,7 +556,7 @@ impl MilvusGallery {
         let faces = CollectionSchemaBuilder::new(&self.faces, &contract)
             .add_field(FieldSchema::new_primary_varchar("key", "sha256 of photo hash and face box", false, 64))
             .add_field(FieldSchema::new_varchar("name", "subject", 4 * MAX_NAME_CHARS as i32))
-            .add_field(FieldSchema::new_varchar("photo", "sha256 of the photo", 64))
+            .add_field(FieldSchema::new_varchar("photo", "sha256 of the photo, or embedding: and the embedding's", PHOTO_MAX))
             .add_field(FieldSchema::new_varchar("fbox", "face box as JSON", 96))
             .add_field(FieldSchema::new_varchar("source", "where the photo came from", 4096))
             .add_field(FieldSchema::new_int64("created", "unix time"))
@@ -679,7 +713,7 @@ impl MilvusGallery {
         CollectionSchemaBuilder::new(&self.faces, "")
             .add_field(FieldSchema::new_primary_varchar("key", "", false, 64))
             .add_field(FieldSchema::new_varchar("name", "", 4 * MAX_NAME_CHARS as i32))
-            .add_field(FieldSchema::new_varchar("photo", "", 64))
+            .add_field(FieldSchema::new_varchar("photo", "", PHOTO_MAX))
             .add_field(FieldSchema::new_varchar("fbox", "", 96))
             .add_field(FieldSchema::new_varchar("source", "", 4096))
             .add_field(FieldSchema::new_int64("created", ""))
@@ -897,8 +931,19 @@ impl MilvusGallery {
 
     /// (subjects, templates).
     pub fn counts(&self) -> Result<(usize, usize)> {
-        let subjects = self.subjects()?;
-        Ok((subjects.len(), subjects.iter().map(|s| s.templates).sum()))
+        // The subject rows' keys and a count: no template is read.
+        let meta = self.query_all(&self.meta, "key like \"subject:%\"", &["key"], false)?;
+        Ok((strings(&meta, "key").len(), self.template_count()?))
+    }
+
+    /// Whether `name` is enrolled (with faces or, after they were forgotten one by one, none).
+    pub fn has_subject(&self, name: &str) -> Result<bool> {
+        Ok(self.subject_row(&visage_gallery::normalize_name(name))?.is_some())
+    }
+
+    /// Whether the gallery still exists on the server (another process may have dropped it).
+    pub fn exists(&self) -> Result<bool> {
+        self.call(|c, f| async move { c.has_collection(f).await }, self.faces.clone())
     }
 
     /// How many templates the gallery holds (a strong count).
@@ -927,8 +972,7 @@ impl MilvusGallery {
             (strings(&cols, "key"), strings(&cols, "photo"), strings(&cols, "fbox"), strings(&cols, "source"), longs(&cols, "created"));
         let mut out: Vec<FaceRecord> = (0..keys.len())
             .map(|i| FaceRecord {
-                // Milvus keys are hashes: the id shown is the key's first 15 hex digits.
-                id: i64::from_str_radix(&keys[i][..15], 16).unwrap_or(0),
+                id: key_face_id(&keys[i]),
                 photo_sha256: photos[i].clone(),
                 face_box: serde_json::from_str(&boxes[i]).unwrap_or([0; 4]),
                 source: Some(sources[i].clone()).filter(|s| !s.is_empty()),
@@ -1059,6 +1103,29 @@ impl MilvusGallery {
         self.delete_subject_meta(&name)?;
         let erased = self.compact()?;
         Ok(ForgetOutcome { templates: n, erased })
+    }
+
+    /// Deletes one face of `name` (its id as [`Self::faces`] lists it), then compacts as
+    /// [`Self::forget`] does; the person stays enrolled. `Ok(None)` when `name` has no face of
+    /// that id (another person's face included); an unknown name is an error.
+    pub fn forget_face(&self, name: &str, face_id: i64) -> Result<Option<ForgetOutcome>> {
+        let name = visage_gallery::normalize_name(name);
+        if self.subject_row(&name)?.is_none() {
+            return Err(MilvusError::UnknownSubject { url: self.url.to_string(), name });
+        }
+        if !(0..1i64 << 60).contains(&face_id) {
+            return Ok(None);
+        }
+        let expr = format!("name == {} and key like {}", lit(&name), lit(&format!("{face_id:015x}%")));
+        let keys = strings(&self.query(&self.faces, expr, &["key"], 64)?, "key");
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let list: Vec<String> = keys.iter().map(|k| lit(k)).collect();
+        let o = DeleteOptions::with_filter(format!("key in [{}]", list.join(",")));
+        self.call(|c, (f, o): (String, DeleteOptions)| async move { c.delete(f, &o).await }, (self.faces.clone(), o))?;
+        let erased = self.compact()?;
+        Ok(Some(ForgetOutcome { templates: keys.len(), erased }))
     }
 
     /// Flushes and compacts the faces collection, waiting (at most 120 s) for the compaction;
@@ -1223,6 +1290,47 @@ fn append(a: &mut ValueVec, b: ValueVec) {
         (ValueVec::Double(x), ValueVec::Double(y)) => x.extend(y),
         (ValueVec::Bool(x), ValueVec::Bool(y)) => x.extend(y),
         _ => {}
+    }
+}
+
+/// A connection to a Milvus server as a whole, to list the visage galleries it holds.
+pub struct MilvusServer {
+    rt: Rt,
+    client: Client,
+    url: MilvusUrl,
+    retry: RetryPolicy,
+}
+
+impl MilvusServer {
+    /// Connects to `host:port` (the proxy's gRPC port).
+    pub fn connect(host: &str, port: u16, retry: RetryPolicy) -> Result<Self> {
+        let url = MilvusUrl { host: host.to_string(), port, name: String::new() };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| MilvusError::Invalid(format!("cannot start a runtime: {e}")))?;
+        let endpoint = format!("http://{host}:{port}");
+        let client = MilvusGallery::retrying(&rt, &url, &retry, || {
+            let endpoint = endpoint.clone();
+            async move { Client::with_timeout(endpoint, retry.call_timeout, None, None).await }
+        })?;
+        Ok(Self { rt: Rt(Some(rt)), client, url, retry })
+    }
+
+    /// The names of the visage galleries on the server (`NAME` of each `milvus://HOST:PORT/NAME`),
+    /// sorted.
+    pub fn gallery_names(&self) -> Result<Vec<String>> {
+        let all = MilvusGallery::retrying(&self.rt, &self.url, &self.retry, || {
+            let c = self.client.clone();
+            async move { c.list_collections().await }
+        })?;
+        let mut names: Vec<String> = all
+            .into_iter()
+            .filter_map(|c| c.strip_prefix("visage_").and_then(|r| r.strip_suffix("_faces")).map(String::from))
+            .filter(|n| !n.is_empty())
+            .collect();
+        names.sort();
+        Ok(names)
     }
 }
 

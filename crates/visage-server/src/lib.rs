@@ -8,6 +8,7 @@
 //! * Probes and metrics: `/healthz`, `/readyz`, `/metrics` (Prometheus text).
 
 pub mod auth;
+pub mod backend;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
@@ -28,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use keys::{KeyStore, Scope};
-pub use state::{AppState, ServerConfig};
+pub use state::{milvus_gallery_name, AppState, MilvusConfig, ServerConfig};
 
 /// How long a client may take to send its request body, unless configured.
 pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -120,14 +121,25 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         ("# TYPE visage_queue_depth gauge\nvisage_queue_depth".to_string(), st.pool.depth() as f64),
         ("# TYPE visage_queue_waiting gauge\nvisage_queue_waiting".to_string(), st.pool.waiting() as f64),
     ];
-    let mut first = true;
-    for ((tenant, name), g) in st.open_galleries() {
-        if let Ok((subjects, templates)) = g.counts() {
-            let t = if first { "# TYPE visage_gallery_templates gauge\n" } else { "" };
-            first = false;
-            gauges.push((format!("{t}visage_gallery_templates{{tenant=\"{tenant}\",gallery=\"{name}\"}}"), templates as f64));
-            gauges.push((format!("visage_gallery_subjects{{tenant=\"{tenant}\",gallery=\"{name}\"}}"), subjects as f64));
+    let sizes = |st: Arc<AppState>| {
+        let mut gauges = Vec::new();
+        let mut first = true;
+        for ((tenant, name), g) in st.open_galleries() {
+            if let Ok((subjects, templates)) = g.counts() {
+                let t = if first { "# TYPE visage_gallery_templates gauge\n" } else { "" };
+                first = false;
+                gauges.push((format!("{t}visage_gallery_templates{{tenant=\"{tenant}\",gallery=\"{name}\"}}"), templates as f64));
+                gauges.push((format!("visage_gallery_subjects{{tenant=\"{tenant}\",gallery=\"{name}\"}}"), subjects as f64));
+            }
         }
+        gauges
+    };
+    // Counting a gallery in Milvus is a network call: not on the async executor.
+    if st.uses_milvus() {
+        let st2 = st.clone();
+        gauges.extend(tokio::task::spawn_blocking(move || sizes(st2)).await.unwrap_or_default());
+    } else {
+        gauges.extend(sizes(st.clone()));
     }
     let mut r = st.metrics.render(&gauges).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));

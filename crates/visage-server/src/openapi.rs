@@ -369,7 +369,7 @@ impl Modify for Common {
                     ("413", "the body or photo is too large (`body_too_large`, `photo_too_large`)"),
                     ("415", "neither multipart/form-data nor JSON (`unsupported_media_type`)"),
                     ("422", "no face, or several without `face` (`no_face`, `several_faces`)"),
-                    ("503", "every worker busy and the queue full (`overloaded`), with Retry-After"),
+                    ("503", "every worker busy and the queue full (`overloaded`), or the gallery's store not answering (`gallery_busy`, `gallery_unavailable` for Milvus), with Retry-After"),
                 ] {
                     op.responses.responses.entry(status.into()).or_insert_with(|| problem(what));
                 }

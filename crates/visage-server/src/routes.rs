@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use visage::{Face, FaceChoice, FaceEmbedding, RgbImage};
 use visage_core::Metric;
-use visage_gallery::{EnrollOutcome, Gallery, NewTemplate};
+use crate::backend::TenantGallery;
+use visage_gallery::{EnrollOutcome, NewTemplate};
 use visage_liveness::Verdict;
 
 type S = State<Arc<AppState>>;
@@ -74,7 +75,7 @@ fn liveness_json(state: &AppState, img: &RgbImage, f: &Face) -> (Verdict, Value)
 /// An embedding given in place of a photo (field `embedding`: a JSON array of numbers, as
 /// `visage embed` prints them), checked against the gallery's dimension; `None` when the
 /// request has no such field.
-fn given_embedding(form: &Form, gal: &visage_gallery::Gallery) -> Result<Option<Vec<f32>>, ApiError> {
+fn given_embedding(form: &Form, gal: &TenantGallery) -> Result<Option<Vec<f32>>, ApiError> {
     let Some(text) = form.fields.get("embedding") else { return Ok(None) };
     if form.photos.contains_key("image") {
         return Err(ApiError::bad_request("send a photo (image) or an embedding, not both"));
@@ -98,9 +99,21 @@ fn given_embedding(form: &Form, gal: &visage_gallery::Gallery) -> Result<Option<
     Ok(Some(v.into_iter().map(|x| x as f32).collect()))
 }
 
+/// The gallery's threshold, or the request's.
+fn threshold_of(gal: &TenantGallery, given: Option<f64>) -> Result<f64, ApiError> {
+    match given {
+        Some(t) => Ok(t),
+        None => gal.threshold(),
+    }
+}
+
 /// The candidates and decision of one embedding.
-fn identified(gal: &visage_gallery::Gallery, e: &[f32], top: usize, t: f64) -> Result<Value, ApiError> {
-    let cands = gal.search(e, top)?;
+fn identified(gal: &TenantGallery, e: &[f32], top: usize, t: f64) -> Result<Value, ApiError> {
+    decided(gal.search(e, top)?, t)
+}
+
+/// The decision on `cands` (nearest first) at threshold `t`.
+fn decided(cands: Vec<visage_gallery::Match>, t: f64) -> Result<Value, ApiError> {
     let best = cands.first().filter(|m| (m.distance as f64) < t);
     Ok(json!({
         "decision": if best.is_some() { "match" } else { "unknown" },
@@ -182,7 +195,7 @@ pub async fn list_galleries(State(st): S, c: Caller) -> Result<Json<Value>, ApiE
     let list = st
         .pool
         .run(move || {
-            st2.gallery_names(&tenant)
+            st2.gallery_names(&tenant)?
                 .into_iter()
                 .map(|n| {
                     let g = st2.gallery(&tenant, &n)?;
@@ -221,9 +234,15 @@ pub async fn create_gallery(
     };
     let (tenant, name) = (c.tenant().to_string(), b.name.clone());
     let st2 = st.clone();
-    let g = st.pool.run(move || st2.create_gallery(&tenant, &name, metric)).await?;
+    let (g, threshold) = st
+        .pool
+        .run(move || {
+            let g = st2.create_gallery(&tenant, &name, metric)?;
+            let t = g.threshold()?;
+            Ok((g, t))
+        })
+        .await?;
     audit(&st, &c, "create_gallery", Some(&b.name), None, metric.name()).await?;
-    let threshold = g.threshold()?;
     Ok((StatusCode::CREATED, Json(json!({"name": b.name, "model": g.contract().model, "metric": metric.name(), "threshold": threshold}))))
 }
 
@@ -244,7 +263,7 @@ pub async fn delete_gallery(State(st): S, c: Caller, Path(g): Path<String>) -> R
 #[utoipa::path(get, path = "/v1/galleries/{g}/subjects", tag = "subjects", params(("g" = String, Path, description = "gallery name")), responses((status = 200, body = crate::openapi::SubjectList)))]
 pub async fn list_subjects(State(st): S, c: Caller, Path(g): Path<String>) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Recognize)?;
-    let gal = st.gallery(c.tenant(), &g)?;
+    let gal = st.gallery_async(c.tenant(), &g).await?;
     let subjects = st.pool.run(move || Ok(gal.subjects()?)).await?;
     Ok(Json(
         json!({"subjects": subjects.iter().map(|s| json!({"name": s.name, "templates": s.templates, "created_at": s.created_at})).collect::<Vec<_>>()}),
@@ -267,7 +286,7 @@ pub async fn rename_subject(
 ) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Enroll)?;
     let Json(r) = body.map_err(|e| ApiError::bad_request(format!("the body must be JSON {{\"name\": new name}}: {e}")))?;
-    let gal = st.gallery(c.tenant(), &g)?;
+    let gal = st.gallery_async(c.tenant(), &g).await?;
     let (old, new) = (s.clone(), r.name.clone());
     st.pool.run(move || Ok(gal.rename(&old, &new)?)).await?;
     audit(&st, &c, "rename_subject", Some(&g), Some(&s), &r.name).await?;
@@ -278,7 +297,7 @@ pub async fn rename_subject(
 #[utoipa::path(delete, path = "/v1/galleries/{g}/subjects/{s}", tag = "subjects", params(("g" = String, Path, description = "gallery name"), ("s" = String, Path, description = "person's name")), responses((status = 200, body = crate::openapi::Forgotten)))]
 pub async fn delete_subject(State(st): S, c: Caller, Path((g, s)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Enroll)?;
-    let gal = st.gallery(c.tenant(), &g)?;
+    let gal = st.gallery_async(c.tenant(), &g).await?;
     let name = s.clone();
     let out = st.pool.run(move || Ok(gal.forget(&name)?)).await?;
     audit(&st, &c, "forget", Some(&g), Some(&s), &format!("{} templates", out.templates)).await?;
@@ -287,7 +306,7 @@ pub async fn delete_subject(State(st): S, c: Caller, Path((g, s)): Path<(String,
 
 /// Enrolls the face of one photo for `name` (on a pool thread): the outcome, the face, and
 /// the stored face's id.
-fn enroll_one(st: &AppState, gal: &Gallery, name: &str, bytes: &[u8], form: &Form) -> Result<(EnrollOutcome, Face, Option<i64>), ApiError> {
+fn enroll_one(st: &AppState, gal: &TenantGallery, name: &str, bytes: &[u8], form: &Form) -> Result<(EnrollOutcome, Face, Option<i64>), ApiError> {
     let img = decode(st, bytes, "image")?;
     let f = one_face(st, &img, form, false)?;
     let r = f.face.rect;
@@ -297,8 +316,8 @@ fn enroll_one(st: &AppState, gal: &Gallery, name: &str, bytes: &[u8], form: &For
         face_box: [r.left, r.top, r.right, r.bottom],
         source: Some("api".into()),
     };
-    let out = gal.enroll(name, None, std::slice::from_ref(&t))?;
-    let id = gal.faces(name)?.into_iter().find(|x| x.photo_sha256 == t.photo_sha256 && x.face_box == t.face_box).map(|x| x.id);
+    let out = gal.enroll(name, std::slice::from_ref(&t))?;
+    let id = gal.face_id(name, &t)?;
     Ok((out, f.face, id))
 }
 
@@ -307,7 +326,7 @@ fn enroll_one(st: &AppState, gal: &Gallery, name: &str, bytes: &[u8], form: &For
 #[utoipa::path(post, path = "/v1/galleries/{g}/subjects/{s}/faces", tag = "subjects", params(("g" = String, Path, description = "gallery name"), ("s" = String, Path, description = "person's name")), request_body(content((crate::openapi::PhotoForm = "multipart/form-data"), (crate::openapi::PhotoJson = "application/json"))), responses((status = 201, description = "a face added", body = crate::openapi::Enrolled), (status = 200, description = "this face of this photo was already enrolled", body = crate::openapi::Enrolled)))]
 pub async fn enroll(State(st): S, c: Caller, Path((g, s)): Path<(String, String)>, req: Request) -> Result<impl IntoResponse, ApiError> {
     c.require(Scope::Enroll)?;
-    let gal = st.gallery(c.tenant(), &g)?;
+    let gal = st.gallery_async(c.tenant(), &g).await?;
     let form = photo::read(req, &["image"], st.config.max_body).await?;
     if let Some(e) = given_embedding(&form, &gal)? {
         // Idempotent like a photo: keyed by the embedding's own hash (no box: no photo).
@@ -318,8 +337,8 @@ pub async fn enroll(State(st): S, c: Caller, Path((g, s)): Path<(String, String)
         let (out, id) = st
             .pool
             .run(move || {
-                let out = gal.enroll(&name, None, std::slice::from_ref(&t))?;
-                let id = gal.faces(&name)?.into_iter().find(|x| x.photo_sha256 == t.photo_sha256).map(|x| x.id);
+                let out = gal.enroll(&name, std::slice::from_ref(&t))?;
+                let id = gal.face_id(&name, &t)?;
                 Ok((out, id))
             })
             .await?;
@@ -340,7 +359,7 @@ pub async fn enroll(State(st): S, c: Caller, Path((g, s)): Path<(String, String)
 #[utoipa::path(post, path = "/v1/galleries/{g}/faces", tag = "subjects", params(("g" = String, Path, description = "gallery name")), request_body(content((crate::openapi::BatchForm = "multipart/form-data"), (crate::openapi::BatchJson = "application/json"))), responses((status = 200, description = "every photo's own result", body = crate::openapi::BatchResults)))]
 pub async fn enroll_batch(State(st): S, c: Caller, Path(g): Path<String>, req: Request) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Enroll)?;
-    let gal = st.gallery(c.tenant(), &g)?;
+    let gal = st.gallery_async(c.tenant(), &g).await?;
     let items = photo::read_batch(req, st.config.max_body).await?;
     let st2 = st.clone();
     let done = st
@@ -386,7 +405,7 @@ pub async fn enroll_batch(State(st): S, c: Caller, Path(g): Path<String>, req: R
 #[utoipa::path(get, path = "/v1/galleries/{g}/subjects/{s}/faces", tag = "subjects", params(("g" = String, Path, description = "gallery name"), ("s" = String, Path, description = "person's name")), responses((status = 200, body = crate::openapi::FaceList)))]
 pub async fn list_faces(State(st): S, c: Caller, Path((g, s)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Recognize)?;
-    let gal = st.gallery(c.tenant(), &g)?;
+    let gal = st.gallery_async(c.tenant(), &g).await?;
     let name = s.clone();
     let faces = st.pool.run(move || Ok(gal.faces(&name)?)).await?;
     Ok(Json(json!({"subject": s, "faces": faces.iter().map(|f| json!({
@@ -399,7 +418,7 @@ pub async fn list_faces(State(st): S, c: Caller, Path((g, s)): Path<(String, Str
 #[utoipa::path(delete, path = "/v1/galleries/{g}/subjects/{s}/faces/{face_id}", tag = "subjects", params(("g" = String, Path, description = "gallery name"), ("s" = String, Path, description = "person's name"), ("face_id" = i64, Path, description = "face id (from the person's faces)")), responses((status = 200, body = crate::openapi::FaceDeleted)))]
 pub async fn delete_face(State(st): S, c: Caller, Path((g, s, id)): Path<(String, String, String)>) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Enroll)?;
-    let gal = st.gallery(c.tenant(), &g)?;
+    let gal = st.gallery_async(c.tenant(), &g).await?;
     let face_id: i64 = id.parse().map_err(|_| ApiError::bad_request(format!("face id {id:?} must be a whole number")))?;
     let name = s.clone();
     let out = st.pool.run(move || Ok(gal.forget_face(&name, face_id)?)).await?;
@@ -418,18 +437,17 @@ pub async fn delete_face(State(st): S, c: Caller, Path((g, s, id)): Path<(String
 #[utoipa::path(post, path = "/v1/galleries/{g}/identify", tag = "recognition", params(("g" = String, Path, description = "gallery name")), request_body(content((crate::openapi::PhotoForm = "multipart/form-data"), (crate::openapi::PhotoJson = "application/json"))), responses((status = 200, body = crate::openapi::Identified)))]
 pub async fn identify(State(st): S, c: Caller, Path(g): Path<String>, req: Request) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Recognize)?;
-    let gal = st.gallery(c.tenant(), &g)?;
+    let gal = st.gallery_async(c.tenant(), &g).await?;
     let form = photo::read(req, &["image"], st.config.max_body).await?;
     let (top, given, live_check) = (top_k(&form)?, threshold(&form)?, flag(&form, "liveness")?);
     if let Some(e) = given_embedding(&form, &gal)? {
+        // The threshold is read while the gallery is searched (two round trips to Milvus at
+        // once rather than one after the other; nothing to wait for in SQLite).
         let face = st
             .pool
             .run(move || {
-                let t = match given {
-                    Some(t) => t,
-                    None => gal.threshold()?,
-                };
-                identified(&gal, &e, top, t)
+                let (t, cands) = rayon::join(|| threshold_of(&gal, given), || gal.search(&e, top));
+                decided(cands?, t?)
             })
             .await?;
         return Ok(Json(json!({ "faces": [face] })));
@@ -439,13 +457,18 @@ pub async fn identify(State(st): S, c: Caller, Path(g): Path<String>, req: Reque
     let faces = st
         .pool
         .run(move || {
-            let img = decode(&st2, &bytes, "image")?;
-            let t = match given {
-                Some(t) => t,
-                None => gal.threshold()?,
-            };
-            st2.visage
-                .analyze(&img)?
+            // The threshold is read while the photo is analysed.
+            let (t, analysed) = rayon::join(
+                || threshold_of(&gal, given),
+                || -> Result<_, ApiError> {
+                    let img = decode(&st2, &bytes, "image")?;
+                    let faces = st2.visage.analyze(&img)?;
+                    Ok((img, faces))
+                },
+            );
+            let (img, faces) = analysed?;
+            let t = t?;
+            faces
                 .into_iter()
                 .map(|f| {
                     let mut out = face_json(&f.face);
@@ -475,7 +498,7 @@ pub async fn identify(State(st): S, c: Caller, Path(g): Path<String>, req: Reque
 #[utoipa::path(post, path = "/v1/galleries/{g}/subjects/{s}/verify", tag = "recognition", params(("g" = String, Path, description = "gallery name"), ("s" = String, Path, description = "person's name")), request_body(content((crate::openapi::PhotoForm = "multipart/form-data"), (crate::openapi::PhotoJson = "application/json"))), responses((status = 200, body = crate::openapi::Verified)))]
 pub async fn verify(State(st): S, c: Caller, Path((g, s)): Path<(String, String)>, req: Request) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Recognize)?;
-    let gal = st.gallery(c.tenant(), &g)?;
+    let gal = st.gallery_async(c.tenant(), &g).await?;
     let form = photo::read(req, &["image"], st.config.max_body).await?;
     let (given, live_check) = (threshold(&form)?, flag(&form, "liveness")?);
     let embedding = given_embedding(&form, &gal)?;
@@ -483,12 +506,11 @@ pub async fn verify(State(st): S, c: Caller, Path((g, s)): Path<(String, String)
     let st2 = st.clone();
     st.pool
         .run(move || {
-            let t = match given {
-                Some(t) => t,
-                None => gal.threshold()?,
-            };
-            // An unknown name is refused before the photo work.
-            if !gal.subjects()?.iter().any(|x| x.name == s) {
+            // The threshold and the name are looked up at once; an unknown name is refused
+            // before the photo work.
+            let (t, known) = rayon::join(|| threshold_of(&gal, given), || gal.has_subject(&s));
+            let t = t?;
+            if !known? {
                 return Err(ApiError::not_found("subject_not_found", format!("no one called {s:?} is enrolled")));
             }
             if let Some(e) = embedding {

@@ -30,6 +30,15 @@ pub struct ServeArgs {
     /// Seconds a client may take to send its request body; slower ones get 408.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub body_timeout: u64,
+    /// Keep the tenants' galleries in Milvus at HOST:PORT (the proxy's gRPC port) instead of
+    /// SQLite files under --data; keys and the audit log stay in --data. Needs a build with
+    /// `--features milvus`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub milvus: Option<visage_server::MilvusConfig>,
+    /// With --milvus: a name that sets this deployment's galleries apart from others' on the
+    /// same server (letters, digits, '-', '_').
+    #[arg(long, value_name = "NAME", requires = "milvus")]
+    pub milvus_prefix: Option<String>,
     #[command(flatten)]
     pub photo_opts: crate::context::PhotoOpts,
 }
@@ -70,6 +79,16 @@ pub enum KeysCommand {
 }
 
 pub fn serve(g: &GlobalOpts, a: ServeArgs) -> Result<Outcome> {
+    let milvus = a.milvus.clone().map(|m| visage_server::MilvusConfig { prefix: a.milvus_prefix.clone().unwrap_or_default(), ..m });
+    if let Some(m) = &milvus {
+        if !cfg!(feature = "milvus") {
+            anyhow::bail!(
+                "--milvus {}:{}: this visage was built without Milvus; build it with `cargo build --release -p visage-cli --features milvus` to keep the galleries in Milvus",
+                m.host,
+                m.port
+            );
+        }
+    }
     let visage = g.visage()?;
     let liveness: Box<dyn visage_liveness::LivenessCheck> = Box::new(visage_liveness::LivenessModel::shipped());
     let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1);
@@ -79,13 +98,18 @@ pub fn serve(g: &GlobalOpts, a: ServeArgs) -> Result<Outcome> {
         queue: a.queue,
         max_body: a.max_body,
         body_timeout: std::time::Duration::from_secs(a.body_timeout),
+        milvus: milvus.clone(),
+    };
+    let place = match &milvus {
+        None => format!("data {}", a.data.display()),
+        Some(m) => format!("keys in {}, galleries in Milvus at {}:{}", a.data.display(), m.host, m.port),
     };
     let state = Arc::new(AppState::new(config, visage, liveness).map_err(anyhow::Error::msg)?);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the async runtime")?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
         let addr = listener.local_addr()?;
-        println!("visage serve: listening on http://{addr} (data {}, {workers} workers)", a.data.display());
+        println!("visage serve: listening on http://{addr} ({place}, {workers} workers)");
         use std::io::Write;
         let _ = std::io::stdout().flush();
         visage_server::serve(listener, state).await.context("serving")?;
