@@ -28,6 +28,30 @@ pub struct CnnSettings {
     pub quality: QualityBounds,
     /// How it was made.
     pub provenance: Provenance,
+    /// Whether each crop is standardised per channel before the network reads it
+    /// ([`standardize_crop`]); absent in older files: false.
+    #[serde(default)]
+    pub standardize: bool,
+}
+
+/// Standardises an RGB crop in place, per channel, to mean 128 and standard deviation 40
+/// (clamped to 0..=255): the network then sees the crop's texture and contrast pattern rather
+/// than its overall brightness and colour cast, which change with the place and the light.
+pub fn standardize_crop(rgb: &mut [u8]) {
+    let n = (rgb.len() / 3).max(1) as f64;
+    for c in 0..3 {
+        let (mut sum, mut sq) = (0f64, 0f64);
+        for p in rgb.chunks_exact(3) {
+            let v = p[c] as f64;
+            sum += v;
+            sq += v * v;
+        }
+        let mean = sum / n;
+        let std = (sq / n - mean * mean).max(0.0).sqrt().max(1.0);
+        for p in rgb.chunks_exact_mut(3) {
+            p[c] = (128.0 + 40.0 * (p[c] as f64 - mean) / std).round().clamp(0.0, 255.0) as u8;
+        }
+    }
 }
 
 /// A CNN liveness model, compiled on the engine.
@@ -70,9 +94,14 @@ impl CnnLiveness {
         Self::from_model(&model, &shown)
     }
 
-    /// The aligned face crop the network reads (the descriptor's chip geometry).
+    /// The aligned face crop the network reads (the descriptor's chip geometry), standardised
+    /// when the model was trained so.
     pub fn crop(&self, img: &RgbImage, landmarks: &[Point]) -> Result<RgbImage, visage_align::AlignError> {
-        Ok(extract_chip(img, &face_chip_details(landmarks, self.scorer.descriptor().chip)?))
+        let mut c = extract_chip(img, &face_chip_details(landmarks, self.scorer.descriptor().chip)?);
+        if self.settings.standardize {
+            standardize_crop(&mut c);
+        }
+        Ok(c)
     }
 
     /// The live-ness scores in [0, 1] of crops made by [`crop`](Self::crop).
@@ -96,5 +125,35 @@ impl CnnLiveness {
         let score = scores[0];
         let verdict = if score > threshold { Verdict::Live } else { Verdict::Spoof };
         Judgement { verdict, score: Some(score), threshold, reason: None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::standardize_crop;
+
+    #[test]
+    fn standardised_crops_have_mean_128_and_deviation_40_whatever_the_light() {
+        // One pattern under two lights (dimmer with a colour cast, and bright): the same result.
+        let pattern: Vec<f64> = (0..64).map(|i| ((i * 37) % 11) as f64).collect();
+        let lit = |gain: [f64; 3], offset: [f64; 3]| -> Vec<u8> {
+            pattern.iter().flat_map(|&v| (0..3).map(move |c| (offset[c] + gain[c] * v) as u8)).collect()
+        };
+        let mut a = lit([4.0, 3.0, 5.0], [20.0, 40.0, 10.0]);
+        let mut b = lit([8.0, 6.0, 10.0], [90.0, 120.0, 100.0]);
+        standardize_crop(&mut a);
+        standardize_crop(&mut b);
+        for c in 0..3 {
+            let v: Vec<f64> = a.chunks(3).map(|p| p[c] as f64).collect();
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+            assert!((mean - 128.0).abs() < 1.0 && (sd - 40.0).abs() < 1.0, "channel {c}: mean {mean}, sd {sd}");
+        }
+        let worst = a.iter().zip(&b).map(|(x, y)| (*x as i32 - *y as i32).abs()).max().unwrap();
+        assert!(worst <= 1, "the two lights differ by {worst} after standardising");
+        // A flat crop stays flat (no division by zero).
+        let mut flat = vec![77u8; 48];
+        standardize_crop(&mut flat);
+        assert!(flat.iter().all(|&v| v == 128));
     }
 }

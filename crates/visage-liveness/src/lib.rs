@@ -25,7 +25,7 @@ pub mod plane;
 pub mod quality;
 
 pub use check::{load, LivenessCheck};
-pub use cnn::{CnnLiveness, CnnSettings};
+pub use cnn::{standardize_crop, CnnLiveness, CnnSettings};
 pub use features::FeatureSpec;
 pub use judge::{Judgement, Verdict};
 pub use model::{LivenessModel, ModelError, Provenance};

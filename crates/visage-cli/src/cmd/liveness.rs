@@ -88,6 +88,14 @@ pub enum LivenessCommand {
         /// cnn: seeds the weights, the order of the photos and the augmentation.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// cnn: validation folds by `subject` (--folds of them) or by `session` (NUAA's file
+        /// names; each training session held out in turn, as the test list's session is new).
+        #[arg(long, default_value = "subject", value_parser = ["subject", "session"])]
+        split: String,
+        /// cnn: standardise each crop per channel (mean 128, deviation 40) before the network
+        /// reads it, so that the light's brightness and colour cast do not reach it.
+        #[arg(long)]
+        standardize: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -153,9 +161,10 @@ pub fn judgement_text(j: &Judgement) -> String {
 
 pub fn run(g: &GlobalOpts, a: LivenessArgs) -> Result<Outcome> {
     match a.command {
-        Some(LivenessCommand::Train { data, out, kind, folds, epochs, crop_size, crop_padding, channels, seed, json, .. }) => {
+        Some(LivenessCommand::Train { data, out, kind, folds, epochs, crop_size, crop_padding, channels, seed, split, standardize, json, .. }) => {
             if kind == "cnn" {
-                return train_cnn(g, &data, &out, folds.unwrap_or(3), epochs, crop_size, crop_padding, channels, seed, json);
+                let c = CnnArgs { folds: folds.unwrap_or(3), epochs, size: crop_size, padding: crop_padding, channels, seed, by_session: split == "session", standardize };
+                return train_cnn(g, &data, &out, c, json);
             }
             train(g, &data, &out, folds.unwrap_or(9), json)
         }
@@ -239,20 +248,22 @@ fn dataset(dir: &Path) -> Result<PadDataset> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-#[cfg(feature = "train")]
-fn train_cnn(
-    g: &GlobalOpts,
-    dir: &Path,
-    out: &Path,
+/// The CNN trainer's options as given.
+#[cfg_attr(not(feature = "train"), allow(dead_code))]
+struct CnnArgs {
     folds: usize,
     epochs: usize,
     size: u32,
     padding: f64,
     channels: Vec<usize>,
     seed: u64,
-    json: bool,
-) -> Result<Outcome> {
+    by_session: bool,
+    standardize: bool,
+}
+
+#[cfg(feature = "train")]
+fn train_cnn(g: &GlobalOpts, dir: &Path, out: &Path, c: CnnArgs, json: bool) -> Result<Outcome> {
+    let CnnArgs { folds, epochs, size, padding, channels, seed, by_session, standardize } = c;
     let data = dataset(dir)?;
     if out.is_dir() {
         bail!("{}: --out names the model file to write, not a folder", out.display());
@@ -260,13 +271,12 @@ fn train_cnn(
     if channels.is_empty() || channels.iter().any(|&c| c == 0 || c > 1024) || epochs == 0 || !(0.0..=2.0).contains(&padding) {
         bail!("--channels needs 1 to 1024 per layer, --epochs at least 1, --crop-padding within 0..=2");
     }
-    let o = super::liveness_cnn::CnnOptions { size, padding, channels, folds, epochs, seed };
+    let o = super::liveness_cnn::CnnOptions { size, padding, channels, folds, epochs, seed, split_by_session: by_session, standardize };
     super::liveness_cnn::train(g, &data, dir, out, &o, json)
 }
 
-#[allow(clippy::too_many_arguments)]
 #[cfg(not(feature = "train"))]
-fn train_cnn(_: &GlobalOpts, _: &Path, _: &Path, _: usize, _: usize, _: u32, _: f64, _: Vec<usize>, _: u64, _: bool) -> Result<Outcome> {
+fn train_cnn(_: &GlobalOpts, _: &Path, _: &Path, _: CnnArgs, _: bool) -> Result<Outcome> {
     bail!("`--kind cnn` trains with burn, which this build leaves out: build with `cargo build --release -p visage-cli --features train`")
 }
 

@@ -38,6 +38,19 @@ pub struct CnnOptions {
     pub epochs: usize,
     /// Seeds everything.
     pub seed: u64,
+    /// Validation folds by subject, or by session (NUAA's file names,
+    /// `SUBJECT_GLASSES_POSITION_SESSION_PICTURE.jpg`; each training session held out in turn).
+    pub split_by_session: bool,
+    /// Standardise each crop per channel before the network reads it.
+    pub standardize: bool,
+}
+
+/// The session of a photo named as NUAA names them (`ID_glasses_position_session_picture`,
+/// `0010_01_05_03_115.jpg`: the fourth field).
+fn session_of(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let f: Vec<&str> = name.split('_').collect();
+    (f.len() >= 5 && f[..4].iter().all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))).then(|| f[3].to_string())
 }
 
 fn descriptor(o: &CnnOptions) -> ModelDescriptor {
@@ -67,21 +80,37 @@ pub fn train(g: &GlobalOpts, data: &PadDataset, dir: &Path, out: &Path, o: &CnnO
     let acquired = acquire(&v, &data.train, &|| bar.inc(1));
     bar.finish_and_clear();
     let quality = QualityBounds::default();
-    // (chip, live, subject); faces not found or not judgeable are left out, as at inference.
+    if o.split_by_session {
+        if let Some(p) = data.train.iter().find(|p| session_of(&p.path).is_none()) {
+            bail!("{}: --split session needs NUAA's file names (ID_GLASSES_POSITION_SESSION_PICTURE.jpg)", p.path.display());
+        }
+    }
+    // (chip, live, validation group); faces not found or not judgeable are left out, as at
+    // inference.
     let rows: Vec<Option<(Vec<u8>, bool, String)>> = acquired
         .par_iter()
         .map(|a| {
             let (img, det, lm) = a.face.as_ref()?;
             let crop = extract_chip(img, &face_chip_details(lm, d.chip).ok()?);
-            quality.check(img.width(), img.height(), *det, &crop).is_none().then(|| (crop.into_raw(), a.photo.live, a.photo.subject.clone()))
+            let group = if o.split_by_session { session_of(&a.photo.path)? } else { a.photo.subject.clone() };
+            quality.check(img.width(), img.height(), *det, &crop).is_none().then(|| {
+                let mut c = crop.into_raw();
+                if o.standardize {
+                    visage_liveness::standardize_crop(&mut c);
+                }
+                (c, a.photo.live, group)
+            })
         })
         .collect();
     let left_out = rows.iter().filter(|r| r.is_none()).count();
     let rows: Vec<(Vec<u8>, bool, String)> = rows.into_iter().flatten().collect();
     let subjects: Vec<String> = rows.iter().map(|r| r.2.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-    if subjects.len() < o.folds || o.folds < 2 {
-        bail!("{} training subjects cannot make {} subject folds (at least 2)", subjects.len(), o.folds);
+    // By session: one fold per session.
+    let folds = if o.split_by_session { subjects.len() } else { o.folds };
+    if subjects.len() < folds || folds < 2 {
+        bail!("{} training {} cannot make {folds} folds (at least 2)", subjects.len(), if o.split_by_session { "sessions" } else { "subjects" });
     }
+    let o = &CnnOptions { folds, channels: o.channels.clone(), ..*o };
     let fold_of = |s: &str| subjects.iter().position(|x| x == s).unwrap_or(0) % o.folds;
     let chips: Vec<Vec<u8>> = rows.iter().map(|r| r.0.clone()).collect();
     let labels: Vec<bool> = rows.iter().map(|r| r.1).collect();
@@ -140,7 +169,7 @@ pub fn train(g: &GlobalOpts, data: &PadDataset, dir: &Path, out: &Path, o: &CnnO
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let command = format!(
-        "visage liveness train --kind cnn --data {} --out {} --folds {} --epochs {} --crop-size {} --crop-padding {} --channels {} --seed {}",
+        "visage liveness train --kind cnn --data {} --out {} --folds {} --epochs {} --crop-size {} --crop-padding {} --channels {} --seed {}{}{}",
         dir.display(),
         out.display(),
         o.folds,
@@ -148,7 +177,9 @@ pub fn train(g: &GlobalOpts, data: &PadDataset, dir: &Path, out: &Path, o: &CnnO
         o.size,
         o.padding,
         o.channels.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
-        o.seed
+        o.seed,
+        if o.split_by_session { " --split session" } else { "" },
+        if o.standardize { " --standardize" } else { "" }
     );
     let (live_n, attack_n) = (labels.iter().filter(|&&l| l).count(), labels.iter().filter(|&&l| !l).count());
     let settings = CnnSettings {
@@ -160,10 +191,12 @@ pub fn train(g: &GlobalOpts, data: &PadDataset, dir: &Path, out: &Path, o: &CnnO
             data: data.lists.clone(),
             samples: (live_n, attack_n),
             selection: format!(
-                "{}-fold cross-validation by subject over the training list, scored on the engine; kept {epochs} epochs (validation ACER {val_acer:.4}, EER {val_eer:.4}); thresholds at the validation's lowest ACER and at APCER <= 5%",
-                o.folds
+                "{}-fold cross-validation by {} over the training list, scored on the engine; kept {epochs} epochs (validation ACER {val_acer:.4}, EER {val_eer:.4}); thresholds at the validation's lowest ACER and at APCER <= 5%",
+                o.folds,
+                if o.split_by_session { "session" } else { "subject" }
             ),
         },
+        standardize: o.standardize,
     };
     let mut model: TrainedModel = net.valid().export(&spec, &d, &command);
     model.extra.insert(visage_liveness::cnn::SETTINGS_KEY.into(), serde_json::to_string(&settings)?);
@@ -185,4 +218,20 @@ pub fn train(g: &GlobalOpts, data: &PadDataset, dir: &Path, out: &Path, o: &CnnO
     println!("kept {epochs} epochs (validation ACER {:.2}%); threshold {threshold:.4}, APCER<=5% threshold {threshold_apcer5:.4}", val_acer * 100.0);
     println!("trained in {seconds:.0} s; model written to {}", path_text(out));
     Ok(Outcome::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::session_of;
+    use std::path::Path;
+
+    #[test]
+    fn the_session_is_the_fourth_field_of_nuaa_s_names() {
+        // NUAA's readme: ID_glasses_position_session_picNo, e.g. 0010_01_05_03_115.jpg.
+        assert_eq!(session_of(Path::new("test/spoof/0010/0010_01_05_03_115.jpg")).as_deref(), Some("03"));
+        assert_eq!(session_of(Path::new("0001_00_00_01_249.jpg")).as_deref(), Some("01"));
+        for other in ["photo.jpg", "0001_00_01.jpg", "a_b_c_d_e.jpg", "0001__00_01_2.jpg"] {
+            assert_eq!(session_of(Path::new(other)), None, "{other}");
+        }
+    }
 }
