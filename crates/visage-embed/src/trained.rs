@@ -277,7 +277,7 @@ fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
         })
         .collect();
     let mut json = serde_json::to_vec(&sorted).expect("json");
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - n);

@@ -14,7 +14,10 @@ use visage_train::layer_net::{features_tensor, parameters_of, FrozenPrefix};
 use visage_train::tensors::values;
 use visage_train::{train_device, LayerNet, Metric, Mining, Reduction, TripletLoss};
 
-fn oracle_chips(test: &str) -> Option<(Vec<Vec<u8>>, Vec<Vec<f64>>)> {
+/// Each oracle chip's RGB bytes, and dlib's descriptor of it.
+type Chips = (Vec<Vec<u8>>, Vec<Vec<f64>>);
+
+fn oracle_chips(test: &str) -> Option<Chips> {
     let oracle = visage_testdata::oracle_dir(test)?;
     let (mut chips, mut want) = (Vec::new(), Vec::new());
     for img in visage_testdata::oracle_images(&oracle) {
