@@ -19,6 +19,9 @@ pub struct Augmentation {
 }
 
 impl Augmentation {
+    /// The horizontal mirror image and nothing else.
+    pub const MIRROR: Augmentation = Augmentation { flip: true, dx: 0, dy: 0, gain: 1.0, bias: 0.0 };
+
     /// Draws one: always five draws from `rng`, so a resumed run can replay them.
     pub fn draw(rng: &mut SeededRng) -> Self {
         let flip = rng.below(2) == 1;

@@ -98,7 +98,7 @@ pub fn train_classifier(
             let logits = net.scores(x).reshape([rows.len()]);
             let loss = binary_cross_entropy_with_logits(logits, vector(&targets, &device), Reduction::Mean);
             total += scalar(loss.clone());
-            let lr = options.lr * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / steps as f64).cos()));
+            let lr = crate::schedule::cosine_lr(options.lr, step, steps);
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optim.step(lr, net, grads);
             step += 1;

@@ -18,6 +18,7 @@
 //! - [`layer_net`]: any network of the engine's layer vocabulary as a trainable module (dlib's
 //!   ResNet-29 initialised from its weights, for fine-tuning);
 //! - [`sampler`]: the identity-balanced P x K batch sampler, seeded so a run repeats;
+//! - [`schedule`]: the cosine learning-rate decay;
 //! - [`softmax`]: softmax training over identities (a classifier on the embedding, DeepFace).
 //!
 //! The crate is outside the quick start's build (`visage-cli` does not depend on it): burn
@@ -37,6 +38,7 @@ pub mod losses;
 pub mod mining;
 pub mod people;
 pub mod sampler;
+pub mod schedule;
 pub mod softmax;
 pub mod stats;
 pub mod tensors;

@@ -232,6 +232,54 @@ pub(crate) fn training_thresholds(person: &[usize], emb: &[Vec<f32>], seed: u64)
     Thresholds { l2: best(Metric::L2), cosine: best(Metric::Cosine), chi2: best(Metric::Chi2) }
 }
 
+/// The run's JSON-lines log beside `out` (`OUT.log.jsonl`): appended to on `--resume`,
+/// started afresh otherwise.
+pub(crate) fn open_log(out: &Path, resume: bool) -> Result<(PathBuf, std::fs::File)> {
+    let path = out.with_extension("log.jsonl");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(resume)
+        .write(true)
+        .truncate(!resume)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    Ok((path, file))
+}
+
+/// A model id: `prefix` and the first 16 hex digits of the SHA-256 of the tensors' values,
+/// taken in name order.
+pub(crate) fn model_id(prefix: &str, tensors: &std::collections::HashMap<String, (Vec<usize>, Vec<f32>)>) -> String {
+    let mut hasher = Sha256::new();
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    for n in names {
+        for x in &tensors[n].1 {
+            hasher.update(x.to_le_bytes());
+        }
+    }
+    format!("{prefix}-{}", &format!("{:x}", hasher.finalize())[..16])
+}
+
+/// Draws `history`'s two per-step curves (`(step, loss, second)`) to `path`, as running means
+/// over 1% of the run (one batch per step is noisy); `labels` name them, `{w}` standing for
+/// the window.
+pub(crate) fn write_history_plot(path: &Path, title: &str, history: &[(usize, f32, f32)], labels: [&str; 2]) -> Result<()> {
+    let w = (history.len() / 100).max(1);
+    let smooth = |f: fn(&(usize, f32, f32)) -> f32| -> Vec<(f64, f64)> {
+        history.windows(w).map(|win| (win[win.len() - 1].0 as f64, win.iter().map(|h| f(h) as f64).sum::<f64>() / w as f64)).collect()
+    };
+    let (loss, second) = (smooth(|h| h.1), smooth(|h| h.2));
+    let (l, f) = (labels[0].replace("{w}", &w.to_string()), labels[1].replace("{w}", &w.to_string()));
+    visage_eval::plot::write_curves(path, title, "step", &[(&l, &loss), (&f, &second)]).map_err(|e| anyhow::anyhow!("writing the plot {}: {e}", path.display()))
+}
+
+/// The first step's loss and the mean of the last ten.
+pub(crate) fn loss_summary(history: &[(usize, f32, f32)]) -> (f32, f32) {
+    let first = history.first().map(|h| h.1).unwrap_or(f32::NAN);
+    let last10: Vec<f32> = history.iter().rev().take(10).map(|h| h.1).collect();
+    (first, last10.iter().sum::<f32>() / last10.len().max(1) as f32)
+}
+
 /// The checkpoint beside the model file: weights (a model file) and the step reached.
 pub(crate) fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {
     (out.with_extension("ckpt.safetensors"), out.with_extension("ckpt.json"))
@@ -314,14 +362,7 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     }
     let loss_fn = TripletLoss { margin: a.margin, metric: visage_train::Metric::SquaredL2, mining: a.mining, reduction: Reduction::Mean };
     let mut optim = AdamConfig::new().init();
-    let log_path = a.out.with_extension("log.jsonl");
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(a.resume)
-        .write(true)
-        .truncate(!a.resume)
-        .open(&log_path)
-        .with_context(|| format!("opening {}", log_path.display()))?;
+    let (log_path, mut log) = open_log(&a.out, a.resume)?;
     let steps = a.steps as usize;
     let bar = progress(steps, "training", g.quiet || a.json);
     bar.set_position(start as u64);
@@ -344,7 +385,7 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
         let batch: Vec<Vec<u8>> = b.rows.iter().map(|&(p, i)| augment(&people[p][i], size, &mut aug_rng)).collect();
         let refs: Vec<&[u8]> = batch.iter().map(|c| c.as_slice()).collect();
         let x = chips_tensor(&refs, size, &provisional, &device);
-        let lr = a.lr * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / steps as f64).cos()));
+        let lr = visage_train::schedule::cosine_lr(a.lr, step, steps);
         let (loss, record, second) = if softmax {
             let out = model.forward(x, &b.labels());
             let r = json!({"step": step + 1, "loss": out.loss_value, "accuracy": out.accuracy, "lr": lr});
@@ -380,15 +421,7 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     let flat: Vec<(usize, &[u8])> = people.iter().enumerate().flat_map(|(i, p)| p.iter().map(move |c| (i, c.as_slice()))).collect();
     let emb = embedder.embed_batch(&flat.iter().map(|x| x.1).collect::<Vec<_>>())?;
     let thresholds = training_thresholds(&flat.iter().map(|x| x.0).collect::<Vec<_>>(), &emb, a.seed);
-    let mut hasher = Sha256::new();
-    let mut names: Vec<&String> = model0.tensors.keys().collect();
-    names.sort();
-    for n in names {
-        for x in &model0.tensors[n].1 {
-            hasher.update(x.to_le_bytes());
-        }
-    }
-    let id = format!("visage-cnn-{}", &format!("{:x}", hasher.finalize())[..16]);
+    let id = model_id("visage-cnn", &model0.tensors);
     let descriptor = ModelDescriptor { id: id.clone(), thresholds, ..provisional };
     let provenance = json!({
         "command": std::env::args().collect::<Vec<_>>().join(" "),
@@ -398,26 +431,14 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     .to_string();
     net.export(&spec, &descriptor, &provenance).save(&a.out)?;
     if let Some(p) = &a.plot {
-        // Per-step values are noisy (one batch each): drawn as running means over 1% of the run.
-        let w = (history.len() / 100).max(1);
-        let smooth = |f: fn(&(usize, f32, f32)) -> f32| -> Vec<(f64, f64)> {
-            history
-                .windows(w)
-                .map(|win| (win[win.len() - 1].0 as f64, win.iter().map(|h| f(h) as f64).sum::<f64>() / w as f64))
-                .collect()
-        };
-        let (loss, active) = (smooth(|h| h.1), smooth(|h| h.2));
-        let (l, f) = if softmax {
-            (format!("softmax cross-entropy (mean of {w} steps)"), format!("batch accuracy over the training people (mean of {w} steps)"))
+        let labels = if softmax {
+            ["softmax cross-entropy (mean of {w} steps)", "batch accuracy over the training people (mean of {w} steps)"]
         } else {
-            (format!("triplet loss over active triplets (mean of {w} steps)"), format!("active-triplet fraction (mean of {w} steps)"))
+            ["triplet loss over active triplets (mean of {w} steps)", "active-triplet fraction (mean of {w} steps)"]
         };
-        visage_eval::plot::write_curves(p, &format!("visage train embedder: {}", a.out.display()), "step", &[(&l, &loss), (&f, &active)])
-            .map_err(|e| anyhow::anyhow!("writing the plot {}: {e}", p.display()))?;
+        write_history_plot(p, &format!("visage train embedder: {}", a.out.display()), &history, labels)?;
     }
-    let first = history.first().map(|h| h.1).unwrap_or(f32::NAN);
-    let last10: Vec<f32> = history.iter().rev().take(10).map(|h| h.1).collect();
-    let last = last10.iter().sum::<f32>() / last10.len().max(1) as f32;
+    let (first, last) = loss_summary(&history);
     if a.json {
         println!(
             "{}",

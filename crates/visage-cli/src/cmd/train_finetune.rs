@@ -15,7 +15,6 @@ use crate::Outcome;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,6 +22,7 @@ use visage_core::{ModelDescriptor, SeededRng};
 use visage_embed::architecture::{resnet29_layers, resnet29_parameter_shapes};
 use visage_embed::{dlib_resnet_descriptor, parse_resnet, Architecture, TrainedModel, DLIB_RESNET_CHIP};
 use visage_models::ModelFile;
+use visage_train::augment::Augmentation;
 use visage_train::burn::module::Module;
 use visage_train::burn::optim::{AdamConfig, GradientsParams};
 use visage_train::layer_net::{features_tensor, parameters_of, FrozenPrefix};
@@ -89,18 +89,6 @@ pub struct FinetuneArgs {
     pub json: bool,
 }
 
-/// The chip mirrored left to right.
-fn mirrored(chip: &[u8], size: usize) -> Vec<u8> {
-    let mut out = vec![0u8; chip.len()];
-    for y in 0..size {
-        for x in 0..size {
-            let (s, d) = ((y * size + x) * 3, (y * size + size - 1 - x) * 3);
-            out[d..d + 3].copy_from_slice(&chip[s..s + 3]);
-        }
-    }
-    out
-}
-
 /// Runs `visage train finetune`.
 pub fn run(g: &GlobalOpts, a: FinetuneArgs) -> Result<Outcome> {
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -134,7 +122,7 @@ pub fn run(g: &GlobalOpts, a: FinetuneArgs) -> Result<Outcome> {
     let mut feats: Vec<Vec<[Vec<f32>; 2]>> = Vec::with_capacity(people.len());
     let mut shape = [0; 3];
     for p in &people {
-        let mirrors: Vec<Vec<u8>> = p.iter().map(|c| mirrored(c, size)).collect();
+        let mirrors: Vec<Vec<u8>> = p.iter().map(|c| Augmentation::MIRROR.apply(c, size)).collect();
         let refs: Vec<&[u8]> = p.iter().chain(&mirrors).map(|c| c.as_slice()).collect();
         let (f, s) = prefix.features(&refs).map_err(anyhow::Error::msg)?;
         shape = s;
@@ -176,14 +164,7 @@ pub fn run(g: &GlobalOpts, a: FinetuneArgs) -> Result<Outcome> {
     }
     let loss_fn = TripletLoss { margin: a.margin, metric: visage_train::Metric::L2_EPS, mining: a.mining, reduction: Reduction::Mean };
     let mut optim = AdamConfig::new().init();
-    let log_path = a.out.with_extension("log.jsonl");
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(a.resume)
-        .write(true)
-        .truncate(!a.resume)
-        .open(&log_path)
-        .with_context(|| format!("opening {}", log_path.display()))?;
+    let (log_path, mut log) = super::train_embedder::open_log(&a.out, a.resume)?;
     // The whole network's tensors: dlib's, with the trained tail's in their place.
     let whole = |net: &LayerNet| -> HashMap<String, (Vec<usize>, Vec<f32>)> {
         let mut t: HashMap<String, (Vec<usize>, Vec<f32>)> = resnet29_parameter_shapes()
@@ -214,7 +195,7 @@ pub fn run(g: &GlobalOpts, a: FinetuneArgs) -> Result<Outcome> {
         let rows: Vec<&[f32]> = b.rows.iter().map(|&(p, i)| feats[p][i][flip_rng.below(2)].as_slice()).collect();
         let out = loss_fn.forward(net.forward(features_tensor(&rows, shape, &device)), &b.labels());
         let st = out.stats;
-        let lr = a.lr * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / steps as f64).cos()));
+        let lr = visage_train::schedule::cosine_lr(a.lr, step, steps);
         let grads = GradientsParams::from_grads(out.loss.backward(), &net);
         net = optim.step(lr, net, grads);
         writeln!(
@@ -240,15 +221,7 @@ pub fn run(g: &GlobalOpts, a: FinetuneArgs) -> Result<Outcome> {
     let flat: Vec<(usize, &[u8])> = people.iter().enumerate().flat_map(|(i, p)| p.iter().map(move |c| (i, c.as_slice()))).collect();
     let emb = embedder.embed_batch(&flat.iter().map(|x| x.1).collect::<Vec<_>>())?;
     let thresholds = super::train_embedder::training_thresholds(&flat.iter().map(|x| x.0).collect::<Vec<_>>(), &emb, a.seed);
-    let mut hasher = Sha256::new();
-    let mut names: Vec<&String> = tensors.keys().collect();
-    names.sort();
-    for n in names {
-        for x in &tensors[n].1 {
-            hasher.update(x.to_le_bytes());
-        }
-    }
-    let id = format!("visage-resnet29-ft-{}", &format!("{:x}", hasher.finalize())[..16]);
+    let id = super::train_embedder::model_id("visage-resnet29-ft", &tensors);
     let descriptor = ModelDescriptor { id: id.clone(), thresholds, ..pretrained };
     let provenance = json!({
         "command": std::env::args().collect::<Vec<_>>().join(" "),
@@ -259,18 +232,10 @@ pub fn run(g: &GlobalOpts, a: FinetuneArgs) -> Result<Outcome> {
     .to_string();
     TrainedModel { descriptor, spec: Architecture::RESNET29, tensors, provenance, extra: Default::default() }.save(&a.out)?;
     if let Some(p) = &a.plot {
-        let w = (history.len() / 100).max(1);
-        let smooth = |f: fn(&(usize, f32, f32)) -> f32| -> Vec<(f64, f64)> {
-            history.windows(w).map(|win| (win[win.len() - 1].0 as f64, win.iter().map(|h| f(h) as f64).sum::<f64>() / w as f64)).collect()
-        };
-        let (loss, active) = (smooth(|h| h.1), smooth(|h| h.2));
-        let (l, f) = (format!("triplet loss over active triplets (mean of {w} steps)"), format!("active-triplet fraction (mean of {w} steps)"));
-        visage_eval::plot::write_curves(p, &format!("visage train finetune: {}", a.out.display()), "step", &[(&l, &loss), (&f, &active)])
-            .map_err(|e| anyhow::anyhow!("writing the plot {}: {e}", p.display()))?;
+        let labels = ["triplet loss over active triplets (mean of {w} steps)", "active-triplet fraction (mean of {w} steps)"];
+        super::train_embedder::write_history_plot(p, &format!("visage train finetune: {}", a.out.display()), &history, labels)?;
     }
-    let first = history.first().map(|h| h.1).unwrap_or(f32::NAN);
-    let last10: Vec<f32> = history.iter().rev().take(10).map(|h| h.1).collect();
-    let last = last10.iter().sum::<f32>() / last10.len().max(1) as f32;
+    let (first, last) = super::train_embedder::loss_summary(&history);
     if a.json {
         println!(
             "{}",
