@@ -49,6 +49,18 @@ pub enum Layer {
         /// Parameter name prefix.
         name: String,
     },
+    /// A locally connected layer (DeepFace's): like a convolution without padding, but every
+    /// output position has its own filters. Parameters: `{name}.weight` of shape
+    /// `[out_h, out_w, kernel, kernel, in, out]` (the filters of each output position, in
+    /// the input's row, column, channel order) and, optionally, `{name}.bias` of shape
+    /// `[out_h, out_w, out]`. The weights fix the output extent, so the layer accepts only
+    /// inputs of the one size that gives it.
+    LocallyConnected {
+        /// Parameter name prefix.
+        name: String,
+        /// Stride in both directions.
+        stride: usize,
+    },
     /// `main(x) (+) skip(x)`, where an empty `skip` is the identity and `(+)` is dlib's
     /// `add_prev`: the sum takes the larger extent on every axis and each operand is
     /// zero-padded at the end of every axis.
@@ -69,6 +81,11 @@ impl Layer {
     /// An affine layer.
     pub fn affine(name: impl Into<String>) -> Layer {
         Layer::Affine { name: name.into() }
+    }
+
+    /// A locally connected layer.
+    pub fn locally_connected(name: impl Into<String>, stride: usize) -> Layer {
+        Layer::LocallyConnected { name: name.into(), stride }
     }
 
     /// A fully connected layer.

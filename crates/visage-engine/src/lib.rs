@@ -4,7 +4,7 @@
 //!
 //! * The vocabulary: convolution of any square kernel, stride and padding; affine (batch
 //!   normalisation folded at load); relu; max and average pooling; global average pooling;
-//!   fully connected; the residual add with dlib's zero-padding rule.
+//!   fully connected; locally connected (unshared filters, DeepFace's); the residual add with dlib's zero-padding rule.
 //! * The compiler fuses what it can: a convolution's bias, the affine after it, a residual add
 //!   and the relu after that run in the GEMM epilogue; a down block's pooled skip, add and
 //!   relu run in one pass; global pooling and the projection run together.
@@ -20,6 +20,7 @@
 mod conv;
 pub mod kernels;
 mod layer;
+mod locally_connected;
 mod network;
 mod ops;
 mod tensor;

@@ -4,6 +4,7 @@
 use crate::conv::{ConvLayer, Indirection};
 use crate::kernels::Isa;
 use crate::layer::Layer;
+use crate::locally_connected::LocallyConnected;
 use crate::ops;
 use crate::tensor::{Affine, ConvWeights, Shape, Tensor, Weights};
 use crate::winograd::{self, WinogradConv};
@@ -93,6 +94,7 @@ type Slot = usize;
 /// One compiled step.
 enum Step {
     Conv { conv: Box<Conv>, input: Slot, residual: Option<Slot>, output: Slot },
+    LocallyConnected { layer: Box<LocallyConnected>, relu: bool, input: Slot, output: Slot },
     MaxPool { size: usize, stride: usize, pad: usize, input: Slot, output: Slot },
     AvgPool { size: usize, stride: usize, input: Slot, output: Slot },
     Relu { slot: Slot },
@@ -294,6 +296,18 @@ impl Compiler<'_> {
                     i = j;
                     continue;
                 }
+                Layer::LocallyConnected { name, stride } => {
+                    let layer = self.locally_connected(name, *stride, channels)?;
+                    let relu = matches!(layers.get(i + 1), Some(Layer::Relu));
+                    let out = layer.out_channels;
+                    let output = self.slots.take();
+                    self.steps.push(Step::LocallyConnected { layer: Box::new(layer), relu, input: cur, output });
+                    self.slots.release(cur);
+                    cur = output;
+                    channels = out;
+                    i += if relu { 2 } else { 1 };
+                    continue;
+                }
                 Layer::Affine { name } => {
                     cur = self.own(cur);
                     let a = self.affine(name, channels)?;
@@ -418,6 +432,27 @@ impl Compiler<'_> {
         Ok(Affine { gamma: gamma.data.clone(), beta: beta.data.clone() })
     }
 
+    /// A locally connected layer's parameters, checked against its `channels` inputs.
+    fn locally_connected(&self, name: &str, stride: usize, channels: usize) -> Result<LocallyConnected, EngineError> {
+        let wname = format!("{name}.weight");
+        let w = param(self.weights, &wname)?;
+        let [oh, ow, k, k2, cin, out] = w.shape[..] else {
+            return Err(EngineError::WeightShape { name: wname, got: w.shape.clone(), want: vec![0, 0, 0, 0, channels, 0] });
+        };
+        check_shape(&wname, w, &[oh, ow, k, k, channels, out])?;
+        if oh == 0 || ow == 0 || k == 0 || k != k2 || stride == 0 || out == 0 {
+            return Err(EngineError::Layer(format!("locally connected {name}: {oh}x{ow} positions, kernel {k}x{k2}, stride {stride}")));
+        }
+        let bias = match self.weights.get(&format!("{name}.bias")) {
+            Some(b) => {
+                check_shape(&format!("{name}.bias"), b, &[oh, ow, out])?;
+                b.data.clone()
+            }
+            None => vec![0.0; oh * ow * out],
+        };
+        Ok(LocallyConnected { out_h: oh, out_w: ow, kernel: k, stride, in_channels: cin, out_channels: out, weights: w.data.clone(), bias })
+    }
+
     /// A fully connected layer's weights, bias and output width.
     fn fc(&self, name: &str, inputs: usize) -> Result<FcParams, EngineError> {
         let wname = format!("{name}.weight");
@@ -491,6 +526,17 @@ impl Network {
                     let _ = st;
                     max_seg = max_seg.max(conv.direct.max_seg_len());
                     (s, residual.map_or(s, |r| shapes[r]), Some(conv.plan(s)), *output, os)
+                }
+                Step::LocallyConnected { layer, input, output, .. } => {
+                    let s = shapes[*input];
+                    if !layer.accepts(s.h, s.w) {
+                        let (eh, ew) = layer.input_extent();
+                        return Err(EngineError::Input(format!(
+                            "input {h}x{w} gives a locally connected layer {}x{}; its weights are for {eh}x{ew}",
+                            s.h, s.w
+                        )));
+                    }
+                    (s, s, None, *output, layer.output_shape(s))
                 }
                 Step::MaxPool { size: k, stride, pad, input, output } => {
                     let s = shapes[*input];
@@ -568,6 +614,10 @@ impl Network {
                             conv.run(plan, i, zero, None, o);
                         }
                     }
+                }
+                Step::LocallyConnected { layer, relu, input, output } => {
+                    let [i, o] = bufs.get_disjoint_mut([*input, *output]).expect("distinct slots");
+                    layer.run(*a, i, *relu, o);
                 }
                 Step::MaxPool { size, stride, pad, input, output } => {
                     let [i, o] = bufs.get_disjoint_mut([*input, *output]).expect("distinct slots");

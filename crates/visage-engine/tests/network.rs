@@ -52,6 +52,30 @@ fn reference(layers: &[Layer], w: &Weights, x: Chw) -> Chw {
                 }
                 Chw { c: o, h: oh, w: ow, v }
             }
+            Layer::LocallyConnected { name, stride } => {
+                let f = w.get(&format!("{name}.weight")).unwrap();
+                let [oh, ow, k, _, ci, o] = f.shape[..] else { panic!("{name}: shape {:?}", f.shape) };
+                assert_eq!(ci, x.c);
+                let b = w.get(&format!("{name}.bias"));
+                let mut v = vec![0.0; o * oh * ow];
+                for oc in 0..o {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let mut acc = b.map_or(0.0, |b| b.data[(oy * ow + ox) * o + oc] as f64);
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    for ic in 0..ci {
+                                        let val = x.at(ic, (oy * stride + ky) as isize, (ox * stride + kx) as isize).expect("inside");
+                                        acc += val * f.data[((((oy * ow + ox) * k + ky) * k + kx) * ci + ic) * o + oc] as f64;
+                                    }
+                                }
+                            }
+                            v[(oc * oh + oy) * ow + ox] = acc;
+                        }
+                    }
+                }
+                Chw { c: o, h: oh, w: ow, v }
+            }
             Layer::Affine { name } => {
                 let g = &w.get(&format!("{name}.gamma")).unwrap().data;
                 let b = &w.get(&format!("{name}.beta")).unwrap().data;
@@ -278,4 +302,39 @@ fn narrow_layers_match_the_reference() {
         let d = run_both(&layers, &w, 2, 70, 64, EngineOptions { isa, winograd: false }, &mut rng);
         assert!(d < 1e-5, "{isa:?} banded: relative max diff {d:e}");
     }
+}
+
+#[test]
+fn locally_connected_layers_match_the_reference() {
+    // DeepFace's shape in small: conv, max pool, then locally connected layers (one with a
+    // stride, one without bias) and a fully connected layer.
+    let mut rng = SeededRng::new(17);
+    let mut w = Weights::new();
+    conv(&mut w, &mut rng, "c1", 6, 3, 3, true);
+    w.insert("l1.weight", tensor(&mut rng, &[5, 5, 2, 2, 6, 4]));
+    w.insert("l1.bias", tensor(&mut rng, &[5, 5, 4]));
+    w.insert("l2.weight", tensor(&mut rng, &[2, 2, 1, 1, 4, 5]));
+    w.insert("fc.weight", tensor(&mut rng, &[2 * 2 * 5, 7]));
+    let layers = vec![
+        Layer::conv("c1", 1, 0),
+        Layer::Relu,
+        Layer::MaxPool { size: 2, stride: 2, pad: 0 },
+        Layer::locally_connected("l1", 1),
+        Layer::Relu,
+        Layer::locally_connected("l2", 3),
+        Layer::fc("fc"),
+        Layer::Relu,
+    ];
+    // 14x14 -> 12 -> 6 -> 5 (2x2 windows) -> 2 (1x1 windows, stride 3: rows 0 and 3; row 4
+    // is dropped, as a convolution drops it).
+    let d = run_both(&layers, &w, 3, 14, 14, EngineOptions::default(), &mut rng);
+    assert!(d < 1e-5, "relative max diff {d:e}");
+    // Another input size reaches the layer with an extent its weights are not for.
+    let net = Network::new(3, &layers, &w, EngineOptions::default()).unwrap();
+    let e = net.workspace(1, 16, 16).err().expect("16x16 gives the layer 7x7, not 6x6");
+    assert!(e.to_string().contains("locally connected"), "{e}");
+    let mut bad = w.clone();
+    bad.insert("l1.bias", tensor(&mut rng, &[5, 4]));
+    let e = Network::new(3, &layers, &bad, EngineOptions::default()).err().unwrap();
+    assert!(matches!(e, EngineError::WeightShape { .. }), "{e}");
 }
