@@ -9,12 +9,14 @@
 #![warn(missing_docs)]
 
 pub mod architecture;
+pub mod deepface;
 pub mod descriptor;
 mod embedder;
 pub mod reference;
 pub mod trained;
 
 pub use architecture::{parse_resnet, ResnetWeights};
+pub use deepface::{DeepFaceSpec, DEEPFACE_MIN_CHIP};
 pub use descriptor::{dlib_resnet_descriptor, DLIB_RESNET_CHIP, DLIB_RESNET_DIM, DLIB_RESNET_ID, DLIB_RESNET_THRESHOLDS};
 pub use embedder::{EmbedError, Embedder, MAX_BATCH};
 pub use trained::{Architecture, CnnSpec, ResnetKind, TrainedError, TrainedModel, TRAINED_FORMAT};

@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
+use crate::deepface::DeepFaceSpec;
 use visage_core::ModelDescriptor;
 use visage_engine::{Layer, Tensor, Weights};
 
@@ -75,7 +76,8 @@ impl CnnSpec {
 /// What network a model file holds.
 ///
 /// Stored as the metadata key `architecture`: a small CNN as its [`CnnSpec`]
-/// (`{"channels": [...], "dim": D}`), the ResNet-29 as `{"resnet": "dlib-resnet29"}`.
+/// (`{"channels": [...], "dim": D}`), the ResNet-29 as `{"resnet": "dlib-resnet29"}`, the
+/// DeepFace-style network as `{"deepface": {"chip": S, "dim": D}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Architecture {
@@ -86,6 +88,12 @@ pub enum Architecture {
     Resnet {
         /// Which ResNet.
         resnet: ResnetKind,
+    },
+    /// A DeepFace-style network with locally connected layers, trained by visage; its
+    /// outputs are L2-normalised.
+    DeepFace {
+        /// Its sizes.
+        deepface: DeepFaceSpec,
     },
 }
 
@@ -107,6 +115,7 @@ impl Architecture {
         match self {
             Architecture::SmallCnn(s) => s.layers(),
             Architecture::Resnet { .. } => crate::architecture::resnet29_layers(),
+            Architecture::DeepFace { deepface } => deepface.layers(),
         }
     }
 
@@ -115,6 +124,7 @@ impl Architecture {
         match self {
             Architecture::SmallCnn(s) => s.parameter_shapes(),
             Architecture::Resnet { .. } => crate::architecture::resnet29_parameter_shapes(),
+            Architecture::DeepFace { deepface } => deepface.parameter_shapes(),
         }
     }
 
@@ -123,19 +133,20 @@ impl Architecture {
         match self {
             Architecture::SmallCnn(s) => s.dim,
             Architecture::Resnet { .. } => crate::descriptor::DLIB_RESNET_DIM,
+            Architecture::DeepFace { deepface } => deepface.dim,
         }
     }
 
     /// Whether the embedder scales outputs to unit length (as the network was trained).
     pub fn normalized(&self) -> bool {
-        matches!(self, Architecture::SmallCnn(_))
+        matches!(self, Architecture::SmallCnn(_) | Architecture::DeepFace { .. })
     }
 
     /// The small CNN's spec, when it is one.
     pub fn small_cnn(&self) -> Option<&CnnSpec> {
         match self {
             Architecture::SmallCnn(s) => Some(s),
-            Architecture::Resnet { .. } => None,
+            _ => None,
         }
     }
 }
@@ -207,6 +218,9 @@ impl TrainedModel {
         }
         let descriptor: ModelDescriptor = serde_json::from_str(&get("descriptor")?).map_err(|e| invalid(format!("descriptor: {e}")))?;
         let spec: Architecture = serde_json::from_str(&get("architecture")?).map_err(|e| invalid(format!("architecture: {e}")))?;
+        if let Architecture::DeepFace { deepface } = &spec {
+            deepface.check().map_err(|e| invalid(format!("architecture: {e}")))?;
+        }
         let bad_cnn = spec.small_cnn().is_some_and(|s| s.channels.is_empty() || s.channels.iter().any(|&c| c == 0 || c > 4096));
         if spec.dim() != descriptor.dim || bad_cnn {
             return Err(invalid(format!("architecture {spec:?} does not fit the descriptor's {}-d embedding", descriptor.dim)));

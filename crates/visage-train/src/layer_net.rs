@@ -12,11 +12,12 @@
 use crate::tensors::values;
 use burn::module::{Module, Param};
 use burn::tensor::activation::relu;
-use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
-use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d, unfold4d};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions, UnfoldOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use std::collections::HashMap;
-use visage_engine::{Layer, Weights};
+use visage_core::SeededRng;
+use visage_engine::{Layer, Tensor as EngineTensor, Weights};
 
 /// A trainable network: parameters (flat) and the layer list that uses them.
 #[derive(Module, Debug)]
@@ -48,6 +49,11 @@ impl LayerNet {
         }
         let index = shapes.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
         Ok(LayerNet { params, layers, names: shapes.to_vec(), index })
+    }
+
+    /// The network `layers` with freshly drawn parameters of `shapes` ([`initial_weights`]).
+    pub fn initialised(layers: Vec<Layer>, shapes: &[(String, Vec<usize>)], seed: u64, device: &Device) -> Self {
+        Self::new(layers, shapes, &initial_weights(shapes, seed), device).expect("initial weights have the shapes asked for")
     }
 
     /// The parameter `name`, reshaped to its shape (`D` its rank).
@@ -82,6 +88,26 @@ impl LayerNet {
                 let w: Tensor<4> = self.param(&format!("{name}.weight")).expect("convolution weights (checked at construction)");
                 let b: Option<Tensor<1>> = self.param(&format!("{name}.bias"));
                 Act::Map(conv2d(x.map(), w, b, ConvOptions::new([*stride, *stride], [*pad, *pad], [1, 1], 1)))
+            }
+            Layer::LocallyConnected { name, stride } => {
+                let wname = format!("{name}.weight");
+                let [oh, ow, k, _, ci, co]: [usize; 6] = self.names[self.index[&wname]].1.clone().try_into().expect("a locally connected weight of rank 6");
+                let w: Tensor<6> = self.param(&wname).expect("locally connected weights");
+                let t = x.map();
+                let n = t.dims()[0];
+                // Windows `[n, ci * k * k, positions]` (channel, then row, then column of the
+                // window), one small product per position: `[positions, n, ci k k] x
+                // [positions, ci k k, co]`.
+                let cols = unfold4d(t, [k, k], UnfoldOptions::new([*stride, *stride], [0, 0], [1, 1]));
+                let positions = cols.dims()[2];
+                assert_eq!(positions, oh * ow, "{name}: the input gives {positions} positions, the weights are for {oh}x{ow}");
+                let cols = cols.permute([2, 0, 1]);
+                let w = w.reshape([positions, k, k, ci, co]).permute([0, 3, 1, 2, 4]).reshape([positions, ci * k * k, co]);
+                let mut y = cols.matmul(w).permute([1, 2, 0]); // [n, co, positions]
+                if let Some(b) = self.param::<3>(&format!("{name}.bias")) {
+                    y = y + b.reshape([positions, co]).swap_dims(0, 1).reshape([1, co, positions]);
+                }
+                Act::Map(y.reshape([n, co, oh, ow]))
             }
             Layer::Affine { name } => {
                 let g: Tensor<1> = self.param(&format!("{name}.gamma")).expect("affine gamma");
@@ -187,7 +213,7 @@ pub fn parameters_of(layers: &[Layer], weights: &Weights) -> Vec<(String, Vec<us
                     push(format!("{name}.gamma"), false);
                     push(format!("{name}.beta"), false);
                 }
-                Layer::FullyConnected { name } => {
+                Layer::FullyConnected { name } | Layer::LocallyConnected { name, .. } => {
                     push(format!("{name}.weight"), false);
                     push(format!("{name}.bias"), true);
                 }
@@ -201,6 +227,34 @@ pub fn parameters_of(layers: &[Layer], weights: &Weights) -> Vec<(String, Vec<us
     }
     walk(layers, &mut push);
     out
+}
+
+/// Parameters of `shapes` for training from scratch, drawn from `seed`: weights He-uniform
+/// (`U(-b, b)`, `b = sqrt(6 / fan_in)`, which keeps a relu network's activations at one
+/// scale; fan-in is `in k k` for a convolution `[out, in, k, k]`, `k k in` for a locally
+/// connected layer `[oh, ow, k, k, in, out]`, `in` for a fully connected one `[in, out]`),
+/// biases and affine shifts zero, affine scales one.
+pub fn initial_weights(shapes: &[(String, Vec<usize>)], seed: u64) -> Weights {
+    let mut rng = SeededRng::new(seed);
+    let mut w = Weights::new();
+    for (name, shape) in shapes {
+        let len: usize = shape.iter().product();
+        let data = if name.ends_with(".weight") {
+            let fan_in: usize = match shape.len() {
+                4 => shape[1..].iter().product(),
+                6 => shape[2..5].iter().product(),
+                _ => shape[0],
+            };
+            let b = (6.0 / fan_in.max(1) as f64).sqrt();
+            (0..len).map(|_| rng.range(-b, b) as f32).collect()
+        } else if name.ends_with(".gamma") {
+            vec![1.0; len]
+        } else {
+            vec![0.0; len]
+        };
+        w.insert(name.clone(), EngineTensor::new(shape.clone(), data).expect("data of the shape's size"));
+    }
+    w
 }
 
 /// The first layers of a network, frozen and run on visage's engine: their outputs are the

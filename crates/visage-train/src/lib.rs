@@ -15,6 +15,8 @@
 //! - [`augment`]: flips, shifts, contrast and brightness jitter of training chips;
 //! - [`binary`]: training the small CNN as a two-class classifier (live or attack);
 //! - [`cnn`]: the small CNN embedder as a trainable module, exported to the engine's model file;
+//! - [`embedder_net`]: the embedders trained from scratch (the small CNN, the DeepFace-style
+//!   network with locally connected layers) as one module type;
 //! - [`layer_net`]: any network of the engine's layer vocabulary as a trainable module (dlib's
 //!   ResNet-29 initialised from its weights, for fine-tuning);
 //! - [`sampler`]: the identity-balanced P x K batch sampler, seeded so a run repeats;
@@ -30,6 +32,7 @@ pub mod augment;
 pub mod binary;
 pub mod cnn;
 pub mod distance;
+pub mod embedder_net;
 pub mod folders;
 pub mod head;
 pub mod head_training;
@@ -47,6 +50,7 @@ pub mod triplet;
 pub use burn;
 pub use cnn::SmallCnn;
 pub use distance::Metric;
+pub use embedder_net::EmbedderNet;
 pub use folders::{FaceFolders, Person};
 pub use head::{HeadKind, SiameseHead};
 pub use head_training::{HeadFit, HeadTraining, LabelledPair};

@@ -1,9 +1,9 @@
-//! Softmax training over identities (DeepFace's recipe on the small CNN): a linear classifier
+//! Softmax training over identities (DeepFace's recipe): a linear classifier
 //! over the training people on top of the embedding layer's raw outputs, trained with
 //! softmax cross-entropy; the embedding is the layer under the classifier, L2-normalised at
 //! use, and the classifier is thrown away after training.
 
-use crate::cnn::SmallCnn;
+use crate::embedder_net::EmbedderNet;
 use crate::losses::{softmax_cross_entropy, Reduction};
 use crate::tensors::values;
 use burn::module::{Module, Param};
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 #[derive(Module, Debug)]
 pub struct IdentityClassifier {
     /// The embedder being trained.
-    pub net: SmallCnn,
+    pub net: EmbedderNet,
     /// Logits over the training identities from the embedding layer's raw outputs.
     pub classifier: Linear,
 }
@@ -32,7 +32,7 @@ pub struct SoftmaxOutput {
 
 impl IdentityClassifier {
     /// A classifier over `classes` identities (burn's default initialisation) on `net`.
-    pub fn new(net: SmallCnn, dim: usize, classes: usize, device: &Device) -> Self {
+    pub fn new(net: EmbedderNet, dim: usize, classes: usize, device: &Device) -> Self {
         IdentityClassifier { net, classifier: LinearConfig::new(dim, classes).init(device) }
     }
 
@@ -82,6 +82,7 @@ impl IdentityClassifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cnn::SmallCnn;
     use crate::tensors::train_device;
     use visage_embed::CnnSpec;
 
@@ -90,7 +91,7 @@ mod tests {
         let dev = train_device();
         dev.seed(3);
         let spec = CnnSpec { channels: vec![4], dim: 3 };
-        let m = IdentityClassifier::new(SmallCnn::new(&spec, &dev), 3, 5, &dev);
+        let m = IdentityClassifier::new(EmbedderNet::Small(SmallCnn::new(&spec, &dev)), 3, 5, &dev);
         let x = Tensor::<4>::from_data(TensorData::new((0..2 * 3 * 8 * 8).map(|i| ((i % 7) as f32 - 3.0) / 3.0).collect::<Vec<_>>(), [2, 3, 8, 8]), &dev);
         let out = m.forward(x.clone(), &[1, 4]);
         // By hand from the logits.
@@ -105,10 +106,10 @@ mod tests {
         assert!([0.0, 0.5, 1.0].contains(&out.accuracy));
         // The classifier survives a checkpoint.
         let t = m.classifier_tensors();
-        let mut other = IdentityClassifier::new(SmallCnn::new(&spec, &dev), 3, 5, &dev);
+        let mut other = IdentityClassifier::new(EmbedderNet::Small(SmallCnn::new(&spec, &dev)), 3, 5, &dev);
         assert!(other.load_classifier(&t, &dev));
         assert_eq!(values(other.classifier.weight.val()), t["classifier.weight"].1);
-        let mut wrong = IdentityClassifier::new(SmallCnn::new(&spec, &dev), 3, 6, &dev);
+        let mut wrong = IdentityClassifier::new(EmbedderNet::Small(SmallCnn::new(&spec, &dev)), 3, 6, &dev);
         assert!(!wrong.load_classifier(&t, &dev), "a classifier over other people is not restored");
     }
 }
