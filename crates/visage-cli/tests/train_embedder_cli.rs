@@ -154,3 +154,65 @@ fn softmax_over_identities_learns_the_training_people_and_a_triplet_run_starts_f
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--init's architecture"), "{}", text(&o));
 }
+
+#[test]
+fn the_deepface_network_learns_with_softmax_and_recognises_through_the_cli() {
+    let Some(data) = visage_testdata::data_dir("train_embedder_cli") else { return };
+    let lfw = data.join("lfw").join("images");
+    let dir = tempfile::tempdir().unwrap();
+    let train = dir.path().join("people");
+    for p in PEOPLE {
+        std::fs::create_dir_all(train.join(p)).unwrap();
+        for n in 1..=6 {
+            std::fs::copy(photo(&lfw, p, n), train.join(p).join(format!("{n}.jpg"))).unwrap();
+        }
+    }
+    let cache = s(&dir.path().join("chips"));
+    let out = dir.path().join("deepface.safetensors");
+    let run = |steps: &str, resume: bool| {
+        let mut v = vec!["train", "embedder", "--arch", "deepface", "--dim", "64", "--data", train.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        v.extend(["--cache", &cache, "--loss", "softmax", "--steps", steps, "--p", "10", "--k", "3", "--checkpoint-every", "20", "--json", "-q"]);
+        if resume {
+            v.push("--resume");
+        }
+        visage(&v)
+    };
+    // 40 steps, then resumed to 80 from the checkpoint at 40.
+    let o = run("40", false);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run("80", true);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["resumed_from"].as_u64(), Some(40), "{r}");
+    assert!(r["model"].as_str().unwrap().starts_with("visage-deepface-"), "{r}");
+    let l = log(&out.with_extension("log.jsonl"));
+    assert_eq!(l.iter().map(|x| x["step"].as_u64().unwrap()).collect::<Vec<_>>(), (1..=80).collect::<Vec<_>>());
+    let mean = |xs: &[serde_json::Value], f: &str| xs.iter().map(|x| x[f].as_f64().unwrap()).sum::<f64>() / xs.len() as f64;
+    let (early, late) = (&l[..5], &l[l.len() - 10..]);
+    eprintln!("batch accuracy {} -> {}, loss {} -> {}", mean(early, "accuracy"), mean(late, "accuracy"), mean(early, "loss"), mean(late, "loss"));
+    assert!(mean(late, "accuracy") > mean(early, "accuracy") + 0.3, "batch accuracy {} -> {}", mean(early, "accuracy"), mean(late, "accuracy"));
+    // The file's header names the architecture; the model embeds (64-d, non-negative, unit
+    // length) and enrolls and identifies its training people through the CLI.
+    let st = std::fs::read(&out).unwrap();
+    assert!(String::from_utf8_lossy(&st[..4096.min(st.len())]).contains("deepface"));
+    let m = s(&out);
+    let o = visage(&["--model", &m, "embed", &s(&photo(&lfw, PEOPLE[0], 1))]);
+    assert!(o.status.success(), "{}", text(&o));
+    let e: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+    let v: Vec<f64> = e["faces"][0]["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(v.len(), 64);
+    assert!(v.iter().all(|x| *x >= 0.0) && (v.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-4, "{v:?}");
+    let g = s(&dir.path().join("g.db"));
+    for p in &PEOPLE[..3] {
+        let o = visage(&["--model", &m, "--gallery", &g, "enroll", p, &s(&photo(&lfw, p, 1))]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let o = visage(&["--model", &m, "--gallery", &g, "identify", "--json", "--top", "3", &s(&photo(&lfw, PEOPLE[0], 2))]);
+    assert!(o.status.success(), "{}", text(&o));
+    let line: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(line["faces"][0]["candidates"].as_array().unwrap().len(), 3, "{line}");
+    // A DeepFace run cannot start from a small CNN's file, nor take chips it cannot fit.
+    let o = visage(&["train", "embedder", "--arch", "deepface", "--chip-size", "24", "--data", &s(&train), "--out", &s(&dir.path().join("x.safetensors")), "--steps", "1", "-q"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("chips of 32"), "{}", text(&o));
+}

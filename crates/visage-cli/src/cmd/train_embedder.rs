@@ -1,5 +1,7 @@
-//! `visage train embedder`: a small CNN trained from scratch with the triplet loss and online
-//! mining (visage-train on burn), exported to a model file the engine runs (`--model FILE`).
+//! `visage train embedder`: an embedder trained from scratch (the small CNN or the
+//! DeepFace-style network) with the triplet loss and online mining or with softmax over the
+//! training people (visage-train on burn), exported to a model file the engine runs
+//! (`--model FILE`).
 //!
 //! The run is made to be killed: every `--checkpoint-every` steps the weights and the step
 //! are written atomically beside `--out`, and `--resume` continues from there (the batches
@@ -17,13 +19,13 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use visage_core::{ChipGeometry, InputNormalization, LandmarkScheme, Metric, ModelDescriptor, SeededRng, Thresholds};
-use visage_embed::{CnnSpec, TrainedModel};
+use visage_embed::{Architecture, CnnSpec, DeepFaceSpec, TrainedModel};
 use visage_train::burn::module::Module;
 use visage_train::augment::{augment, Augmentation};
 use visage_train::burn::optim::{AdamConfig, GradientsParams};
-use visage_train::cnn::{chips_tensor, SmallCnn};
+use visage_train::cnn::chips_tensor;
 use visage_train::softmax::IdentityClassifier;
-use visage_train::{train_device, Mining, PkSampler, Reduction, Shortfall, TripletLoss};
+use visage_train::{train_device, EmbedderNet, Mining, PkSampler, Reduction, Shortfall, TripletLoss};
 
 /// `visage train embedder`.
 #[derive(Args)]
@@ -43,12 +45,19 @@ pub struct EmbedderArgs {
     /// The model file to write (safetensors).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
-    /// Output channels of the 3x3 stride-2 convolutions, comma-separated.
+    /// The network: `small` (3x3 stride-2 convolutions with batch normalisation, global
+    /// pooling, a linear embedding) or `deepface` (DeepFace's layout sized for the chips: a
+    /// convolution, max pooling, a convolution, three locally connected layers, a wide
+    /// representation layer; best with `--loss softmax`, as DeepFace was trained).
+    #[arg(long, default_value = "small", value_parser = ["small", "deepface"])]
+    pub arch: String,
+    /// Output channels of the small CNN's 3x3 stride-2 convolutions, comma-separated.
     #[arg(long, default_value = "16,32,64,128", value_delimiter = ',')]
     pub channels: Vec<usize>,
-    /// Embedding dimension.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(2..=4096))]
-    pub dim: u32,
+    /// Embedding dimension [default: 128 for the small CNN, 512 for the DeepFace-style
+    /// network's representation layer].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=4096))]
+    pub dim: Option<u32>,
     /// Chip side in pixels (chips aligned as dlib's, padding 0.25).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(16..=300))]
     pub chip_size: u32,
@@ -57,8 +66,9 @@ pub struct EmbedderArgs {
     /// is dropped from the model file).
     #[arg(long, default_value = "triplet", value_parser = ["triplet", "softmax"])]
     pub loss: String,
-    /// Start from this model file's weights (a small CNN of the same --channels and --dim, e.g.
-    /// one trained with `--loss softmax`, to fine-tune it with the triplet loss).
+    /// Start from this model file's weights (the same --arch, --channels, --dim and
+    /// --chip-size, e.g. a network trained with `--loss softmax`, to fine-tune it with the
+    /// triplet loss).
     #[arg(long, value_name = "FILE")]
     pub init: Option<PathBuf>,
     /// Triplet mining in each batch: batch-all (every triplet still inside the margin; the
@@ -295,9 +305,20 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     if let Some(p) = &a.plot {
         visage_eval::plot::check_path(p).map_err(anyhow::Error::msg)?;
     }
-    if a.channels.is_empty() || a.channels.iter().any(|&c| c == 0 || c > 4096) {
-        bail!("--channels {:?}: one to many convolutions of 1 to 4096 channels", a.channels);
-    }
+    let arch = match a.arch.as_str() {
+        "deepface" => {
+            let deepface = DeepFaceSpec { chip: a.chip_size as usize, dim: a.dim.unwrap_or(512) as usize };
+            deepface.check().map_err(|e| anyhow::anyhow!("--arch deepface: {e}"))?;
+            Architecture::DeepFace { deepface }
+        }
+        _ => {
+            if a.channels.is_empty() || a.channels.iter().any(|&c| c == 0 || c > 4096) {
+                bail!("--channels {:?}: one to many convolutions of 1 to 4096 channels", a.channels);
+            }
+            Architecture::SmallCnn(CnnSpec { channels: a.channels.clone(), dim: a.dim.unwrap_or(128) as usize })
+        }
+    };
+    let dim = arch.dim();
     let geometry = ChipGeometry { size: a.chip_size, padding: 0.25 };
     let (people, no_face) = training_chips(g, &a.data, a.people.as_deref(), a.except_fold, geometry, a.cache.as_deref(), a.json)?;
     if people.len() < a.p as usize {
@@ -306,11 +327,10 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     let counts: Vec<usize> = people.iter().map(|p| p.len()).collect();
     let chips_total: usize = counts.iter().sum();
 
-    let spec = CnnSpec { channels: a.channels.clone(), dim: a.dim as usize };
     let input = InputNormalization { mean: [127.5, 127.5, 127.5], scale: 1.0 / 128.0 };
     let provisional = ModelDescriptor {
         id: "visage-cnn-training".into(),
-        dim: spec.dim,
+        dim,
         chip: geometry,
         landmarks: LandmarkScheme::Dlib5,
         input,
@@ -320,13 +340,13 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     device.seed(a.seed);
     let (ckpt_model, ckpt_state) = checkpoint_paths(&a.out);
     let mut start = 0usize;
-    let mut net = SmallCnn::new(&spec, &device);
+    let mut net = EmbedderNet::new(&arch, a.seed, &device).map_err(anyhow::Error::msg)?;
     if let Some(init) = &a.init {
         let m = TrainedModel::load(init)?;
-        if m.spec != visage_embed::Architecture::SmallCnn(spec.clone()) {
-            bail!("{}: --init's architecture {:?} is not this run's {:?}", init.display(), m.spec, spec);
+        if m.spec != arch {
+            bail!("{}: --init's architecture {:?} is not this run's {:?}", init.display(), m.spec, arch);
         }
-        net = SmallCnn::from_model(&m, &device);
+        net = EmbedderNet::from_model(&m, &device).map_err(anyhow::Error::msg)?;
     }
     let softmax = a.loss == "softmax";
     let mut ckpt_tensors = None;
@@ -334,10 +354,10 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
         let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ckpt_state)?)
             .with_context(|| format!("{}: not a checkpoint", ckpt_state.display()))?;
         let m = TrainedModel::load(&ckpt_model)?;
-        if m.spec != visage_embed::Architecture::SmallCnn(spec.clone()) {
-            bail!("{}: the checkpoint's architecture {:?} is not this run's {:?}", ckpt_model.display(), m.spec, spec);
+        if m.spec != arch {
+            bail!("{}: the checkpoint's architecture {:?} is not this run's {:?}", ckpt_model.display(), m.spec, arch);
         }
-        net = SmallCnn::from_model(&m, &device);
+        net = EmbedderNet::from_model(&m, &device).map_err(anyhow::Error::msg)?;
         ckpt_tensors = Some(m.tensors);
         start = state["step"].as_u64().unwrap_or(0) as usize;
         if !g.quiet && !a.json {
@@ -354,7 +374,7 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
         }
     }
     // The classifier over the training people (trained only with --loss softmax).
-    let mut model = IdentityClassifier::new(net, spec.dim, people.len(), &device);
+    let mut model = IdentityClassifier::new(net, dim, people.len(), &device);
     if let (true, Some(t)) = (softmax, &ckpt_tensors) {
         if !model.load_classifier(t, &device) {
             bail!("{}: the checkpoint has no classifier over these {} people", ckpt_model.display(), people.len());
@@ -370,7 +390,7 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     let started = std::time::Instant::now();
     let mut history: Vec<(usize, f32, f32)> = Vec::new();
     let save_checkpoint = |model: &IdentityClassifier, step: usize| -> Result<()> {
-        let mut m = model.net.valid().export(&spec, &provisional, "checkpoint");
+        let mut m = model.net.valid().export(&arch, &provisional, "checkpoint");
         if softmax {
             m.tensors.extend(model.valid().classifier_tensors());
         }
@@ -416,20 +436,20 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
 
     // Thresholds: the best accuracy on pairs of the training people (the embedding's own
     // scale; `visage calibrate` or `eval` on your data gives better ones).
-    let model0 = net.export(&spec, &provisional, "");
+    let model0 = net.export(&arch, &provisional, "");
     let embedder = visage_embed::Embedder::from_trained(&model0, visage_embed::EngineOptions::default())?;
     let flat: Vec<(usize, &[u8])> = people.iter().enumerate().flat_map(|(i, p)| p.iter().map(move |c| (i, c.as_slice()))).collect();
     let emb = embedder.embed_batch(&flat.iter().map(|x| x.1).collect::<Vec<_>>())?;
     let thresholds = training_thresholds(&flat.iter().map(|x| x.0).collect::<Vec<_>>(), &emb, a.seed);
-    let id = model_id("visage-cnn", &model0.tensors);
+    let id = model_id(if a.arch == "deepface" { "visage-deepface" } else { "visage-cnn" }, &model0.tensors);
     let descriptor = ModelDescriptor { id: id.clone(), thresholds, ..provisional };
     let provenance = json!({
         "command": std::env::args().collect::<Vec<_>>().join(" "),
         "data": a.data, "people_list": a.people, "except_fold": a.except_fold, "people": people.len(), "chips": chips_total, "photos_without_face": no_face,
-        "loss": a.loss, "init": a.init, "mining": format!("{:?}", a.mining), "margin": a.margin, "p": a.p, "k": a.k, "steps": a.steps, "lr": a.lr, "seed": a.seed,
+        "arch": a.arch, "loss": a.loss, "init": a.init, "mining": format!("{:?}", a.mining), "margin": a.margin, "p": a.p, "k": a.k, "steps": a.steps, "lr": a.lr, "seed": a.seed,
     })
     .to_string();
-    net.export(&spec, &descriptor, &provenance).save(&a.out)?;
+    net.export(&arch, &descriptor, &provenance).save(&a.out)?;
     if let Some(p) = &a.plot {
         let labels = if softmax {
             ["softmax cross-entropy (mean of {w} steps)", "batch accuracy over the training people (mean of {w} steps)"]
