@@ -10,6 +10,7 @@
 //! * [`pair_head`]: a trained Siamese head, the probability that two embeddings are one person.
 //! * [`rng`]: the one deterministic random generator (jitter, synthetic data, tests).
 //! * [`stage`]: the pipeline's stages as traits (detector, landmarker, embedder).
+//! * [`vector`]: loops compiled for the widest vector units the CPU has, chosen at run time.
 
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod pyramid;
 pub mod rng;
 pub mod similarity;
 pub mod stage;
+pub mod vector;
 
 pub use descriptor::{ChipGeometry, InputNormalization, LandmarkScheme, ModelDescriptor, Thresholds};
 pub use geometry::{DPoint, DRect, Point, Rect};
