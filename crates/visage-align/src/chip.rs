@@ -1,5 +1,6 @@
 //! `get_face_chip_details` and `extract_image_chip` for 5- and 68-point shapes.
 
+use crate::bilinear::{sample_bilinear, Affine};
 use crate::pyramid::{pyramid_down2, rect_down};
 use visage_core::similarity::find_similarity_transform;
 use visage_core::{AlignedChip, ChipGeometry, DPoint, DRect, Point, Rect, RgbImage};
@@ -197,37 +198,19 @@ pub fn extract_chip(img: &RgbImage, d: &ChipDetails) -> RgbImage {
     let n = (size - 1) as f64;
     let (ax, ay) = ((tr.x - tl.x) / n, (tr.y - tl.y) / n);
     let (bx, by) = ((bl.x - tl.x) / n, (bl.y - tl.y) / n);
-    sample_bilinear(src, size, |col, row| DPoint::new(ax * col + bx * row + tl.x, ay * col + by * row + tl.y))
+    sample_bilinear(src, size, Affine { ax, bx, x0: tl.x, ay, by, y0: tl.y })
 }
 
+/// The pixels of `r` (inside the image), row by row.
 fn crop(img: &RgbImage, r: Rect) -> RgbImage {
-    let (w, h) = ((r.right - r.left + 1).max(0) as u32, (r.bottom - r.top + 1).max(0) as u32);
-    RgbImage::from_fn(w, h, |x, y| *img.get_pixel(r.left as u32 + x, r.top as u32 + y))
-}
-
-/// Bilinear sampling in double with truncation; samples whose 2x2 neighbourhood leaves the
-/// image are black (dlib's `transform_image` with `interpolate_bilinear`).
-fn sample_bilinear(src: &RgbImage, size: usize, map: impl Fn(f64, f64) -> DPoint) -> RgbImage {
-    let (w, h) = (src.width() as i64, src.height() as i64);
-    let p = src.as_raw();
-    let mut out = vec![0u8; size * size * 3];
-    for row in 0..size {
-        for col in 0..size {
-            let q = map(col as f64, row as f64);
-            let (left, top) = (q.x.floor() as i64, q.y.floor() as i64);
-            if !(left >= 0 && top >= 0 && left + 1 < w && top + 1 < h) {
-                continue;
-            }
-            let (lr, tb) = (q.x - left as f64, q.y - top as f64);
-            let at = |y: i64, x: i64, ch: usize| p[((y * w + x) * 3) as usize + ch] as f64;
-            for ch in 0..3 {
-                let v = (1.0 - tb) * ((1.0 - lr) * at(top, left, ch) + lr * at(top, left + 1, ch))
-                    + tb * ((1.0 - lr) * at(top + 1, left, ch) + lr * at(top + 1, left + 1, ch));
-                out[(row * size + col) * 3 + ch] = v as u8;
-            }
-        }
+    let (w, h) = ((r.right - r.left + 1).max(0) as usize, (r.bottom - r.top + 1).max(0) as usize);
+    let stride = img.width() as usize * 3;
+    let mut out = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        let start = (r.top as usize + y) * stride + r.left as usize * 3;
+        out.extend_from_slice(&img.as_raw()[start..start + w * 3]);
     }
-    RgbImage::from_raw(size as u32, size as u32, out).expect("buffer size")
+    RgbImage::from_raw(w as u32, h as u32, out).expect("buffer size")
 }
 
 /// dlib's fast path for an unrotated chip of exactly the rectangle's size: a copy, with

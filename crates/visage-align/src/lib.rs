@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+mod bilinear;
 pub mod chip;
 pub mod pyramid;
 
