@@ -4,7 +4,7 @@
 //! crop that shows the surroundings of the face (a print's edges and the hand holding it).
 
 use crate::lbp::Lbp;
-use crate::plane::{planes, ColourSpace, Plane};
+use crate::plane::TexturePlanes;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use visage_align::{extract_chip, face_chip_details};
@@ -52,20 +52,25 @@ fn hellinger(h: Vec<f32>) -> Vec<f32> {
     h.into_iter().map(f32::sqrt).collect()
 }
 
-fn colour_texture(img: &RgbImage, out: &mut Vec<f32>) {
+/// The texture of one crop, appended to `out`: with `grey`, LBP(8,1) on a 3x3 grid of the
+/// luma, LBP(8,2) and LBP(16,2) of the whole luma; then LBP(8,1) of H, S, V, Y, Cb and Cr.
+/// The luma is YCbCr's Y as well, so its LBP(8,1) labels are computed once for both.
+fn crop_texture(img: &RgbImage, grey: bool, out: &mut Vec<f32>) {
     let ops = Operators::get();
-    for space in [ColourSpace::Hsv, ColourSpace::YCbCr] {
-        for p in planes(img, space) {
-            out.extend(hellinger(ops.lbp8_1.label_image(&p).whole()));
-        }
+    let planes = TexturePlanes::of(img);
+    let luma = ops.lbp8_1.label_image(&planes.luma);
+    if grey {
+        out.extend(hellinger(luma.grid(3)));
+        out.extend(hellinger(ops.lbp8_2.label_image(&planes.luma).whole()));
+        out.extend(hellinger(ops.lbp16_2.label_image(&planes.luma).whole()));
     }
-}
-
-fn grey_texture(grey: &Plane, out: &mut Vec<f32>) {
-    let ops = Operators::get();
-    out.extend(hellinger(ops.lbp8_1.label_image(grey).grid(3)));
-    out.extend(hellinger(ops.lbp8_2.label_image(grey).whole()));
-    out.extend(hellinger(ops.lbp16_2.label_image(grey).whole()));
+    for p in &planes.hsv {
+        out.extend(hellinger(ops.lbp8_1.label_image(p).whole()));
+    }
+    out.extend(hellinger(luma.whole()));
+    for p in &planes.chroma {
+        out.extend(hellinger(ops.lbp8_1.label_image(p).whole()));
+    }
 }
 
 impl FeatureSpec {
@@ -100,13 +105,9 @@ impl FeatureSpec {
     /// The feature vector of a face crop and its context crop ([`crops`](Self::crops)).
     pub fn describe_crops(&self, face: &RgbImage, context: Option<&RgbImage>) -> Vec<f32> {
         let mut out = Vec::with_capacity(self.len());
-        grey_texture(&planes(face, ColourSpace::Grey)[0], &mut out);
-        colour_texture(face, &mut out);
+        crop_texture(face, true, &mut out);
         if let Some(c) = context {
-            if self.context_grey {
-                grey_texture(&planes(c, ColourSpace::Grey)[0], &mut out);
-            }
-            colour_texture(c, &mut out);
+            crop_texture(c, self.context_grey, &mut out);
         }
         out
     }

@@ -4,6 +4,7 @@
 //! and every other pattern shares one.
 
 use crate::plane::Plane;
+use visage_core::vectorised;
 
 /// A circular LBP operator with its uniform-pattern labelling (`LBP^{u2}_{P,R}`).
 #[derive(Debug, Clone)]
@@ -130,20 +131,11 @@ impl Lbp {
         let data: Vec<f32> = plane.pixels().iter().map(|&v| v as f32).collect();
         // From the first interior pixel to the last: h - 1 full rows and w pixels.
         let (first, span) = (m * pw + m, (h - 1) * pw + w);
-        let centre = &data[first..first + span];
         let mut codes = vec![0u32; span];
-        let mut sample = vec![0f32; span];
         for (p, tap) in self.taps.iter().enumerate() {
-            sample.fill(0.0);
-            for &((dx, dy), wt) in &tap.pixels {
-                let start = (first as isize + dy * pw as isize + dx) as usize;
-                for (s, &v) in sample.iter_mut().zip(&data[start..start + span]) {
-                    *s += wt * v;
-                }
-            }
-            for ((code, &s), &c) in codes.iter_mut().zip(&sample).zip(centre) {
-                *code |= ((s + TIE >= c) as u32) << p;
-            }
+            let start = |(dx, dy): (isize, isize)| (first as isize + dy * pw as isize + dx) as usize;
+            let reads: Vec<(&[f32], f32)> = tap.pixels.iter().map(|&(o, wt)| (&data[start(o)..start(o) + span], wt)).collect();
+            set_bit(&mut codes, &data[first..first + span], &reads, p as u32);
         }
         let mut labels = Vec::with_capacity(w * h);
         for y in 0..h {
@@ -156,6 +148,42 @@ impl Lbp {
     pub fn points(&self) -> usize {
         self.points
     }
+}
+
+vectorised! {
+/// Sets bit `bit` of each code where the sample, the weighted sum of `reads` (each the
+/// pixels at one offset, with its weight), is at least the centre (within [`TIE`]). The
+/// sum runs in the order of the reads, from zero (`0 + w v` is `w v`), as [`Lbp::code`]'s.
+fn set_bit(codes: &mut [u32], centre: &[f32], reads: &[(&[f32], f32)], bit: u32) {
+    let n = codes.len();
+    let centre = &centre[..n];
+    match *reads {
+        [(a, wa)] => {
+            let a = &a[..n];
+            for i in 0..n {
+                codes[i] |= ((wa * a[i] + TIE >= centre[i]) as u32) << bit;
+            }
+        }
+        [(a, wa), (b, wb)] => {
+            let (a, b) = (&a[..n], &b[..n]);
+            for i in 0..n {
+                codes[i] |= ((wa * a[i] + wb * b[i] + TIE >= centre[i]) as u32) << bit;
+            }
+        }
+        [(a, wa), (b, wb), (c, wc), (d, wd)] => {
+            let (a, b, c, d) = (&a[..n], &b[..n], &c[..n], &d[..n]);
+            for i in 0..n {
+                codes[i] |= ((wa * a[i] + wb * b[i] + wc * c[i] + wd * d[i] + TIE >= centre[i]) as u32) << bit;
+            }
+        }
+        _ => {
+            for i in 0..n {
+                let v = reads.iter().fold(0f32, |v, &(r, w)| v + w * r[i]);
+                codes[i] |= ((v + TIE >= centre[i]) as u32) << bit;
+            }
+        }
+    }
+}
 }
 
 /// Uniform LBP labels of a plane's interior.
@@ -256,15 +284,18 @@ mod tests {
         // Random pixels with runs of equal values (ties are where implementations differ).
         let data: Vec<u8> = (0..w * h).map(|_| (rng.below(6) * 40) as u8).collect();
         let plane = Plane::new(w, h, data).unwrap();
-        for op in [Lbp::new(8, 1.0), Lbp::new(8, 2.0), Lbp::new(16, 2.0), Lbp::new(12, 1.5)] {
-            let img = op.label_image(&plane);
-            let m = op.margin();
-            for y in 0..img.height {
-                for x in 0..img.width {
-                    assert_eq!(img.labels[y * img.width + x], op.label(op.code(&plane, x + m, y + m)), "({x}, {y}) P={}", op.points());
+        visage_core::vector::at_each_level(|level| {
+            for op in [Lbp::new(8, 1.0), Lbp::new(8, 2.0), Lbp::new(16, 2.0), Lbp::new(12, 1.5), Lbp::new(6, 1.3)] {
+                let img = op.label_image(&plane);
+                let m = op.margin();
+                for y in 0..img.height {
+                    for x in 0..img.width {
+                        let want = op.label(op.code(&plane, x + m, y + m));
+                        assert_eq!(img.labels[y * img.width + x], want, "({x}, {y}) P={} at {level:?}", op.points());
+                    }
                 }
             }
-        }
+        });
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One channel of an image and the colour spaces the texture is read in.
 
+use visage_core::vectorised;
 use image::RgbImage;
 
 /// A single-channel 8-bit image.
@@ -73,7 +74,8 @@ pub fn luma(p: [u8; 3]) -> f64 {
     0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64
 }
 
-fn hsv(p: [u8; 3]) -> [u8; 3] {
+/// HSV of one pixel, each scaled to 0..=255 (hue: 0 red, 85 green, 170 blue).
+pub fn hsv(p: [u8; 3]) -> [u8; 3] {
     let [r, g, b] = p.map(|c| c as f32);
     let max = r.max(g).max(b);
     let min = r.min(g).min(b);
@@ -91,30 +93,90 @@ fn hsv(p: [u8; 3]) -> [u8; 3] {
     [to_u8((h / 6.0 * 255.0) as f64), to_u8((s * 255.0) as f64), max as u8]
 }
 
-fn ycbcr(p: [u8; 3]) -> [u8; 3] {
+/// JPEG's full-range BT.601 YCbCr of one pixel.
+pub fn ycbcr(p: [u8; 3]) -> [u8; 3] {
     let [r, g, b] = p.map(|c| c as f64);
     [to_u8(luma(p)), to_u8(128.0 - 0.168736 * r - 0.331264 * g + 0.5 * b), to_u8(128.0 + 0.5 * r - 0.418688 * g - 0.081312 * b)]
 }
 
+/// Every plane the texture is read in, converted in one pass over the pixels: luma (which is
+/// also YCbCr's Y, so it is converted once), H, S, V, and the chroma Cb and Cr.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TexturePlanes {
+    /// BT.601 luma: the grey plane and YCbCr's Y.
+    pub luma: Plane,
+    /// Hue, saturation, value.
+    pub hsv: [Plane; 3],
+    /// Cb, Cr.
+    pub chroma: [Plane; 2],
+}
+
+impl TexturePlanes {
+    /// The planes of `img`, the same pixel for pixel as [`luma`], [`hsv`](fn@hsv) and
+    /// [`ycbcr`](fn@ycbcr) (checked on every colour in the tests), computed branch-free so
+    /// that the loop vectorises.
+    pub fn of(img: &RgbImage) -> Self {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let n = w * h;
+        let mut out: [Vec<u8>; 6] = std::array::from_fn(|_| vec![0u8; n]);
+        let [y, hu, sa, va, cb, cr] = &mut out;
+        convert(img.as_raw(), y, hu, sa, va, cb, cr);
+        let [y, hu, sa, va, cb, cr] = out.map(|data| Plane { width: w, height: h, data });
+        TexturePlanes { luma: y, hsv: [hu, sa, va], chroma: [cb, cr] }
+    }
+}
+
+vectorised! {
+/// The six planes of interleaved RGB pixels; the operations of [`luma`], [`hsv`](fn@hsv) and
+/// [`ycbcr`](fn@ycbcr) in the same order on the same types, with selects for their branches.
+fn convert(rgb: &[u8], y: &mut [u8], hu: &mut [u8], sa: &mut [u8], va: &mut [u8], cb: &mut [u8], cr: &mut [u8]) {
+    let n = y.len();
+    let (hu, sa, va, cb, cr) = (&mut hu[..n], &mut sa[..n], &mut va[..n], &mut cb[..n], &mut cr[..n]);
+    // to_u8, with the cast done by adding 2^52 (2^23 in f32): the sum is exact, and its low
+    // mantissa bits are the clamped integer. Unlike Rust's saturating `as` casts, this
+    // vectorises. (Nothing here is NaN: the divisions by zero are selected away.)
+    #[inline(always)]
+    fn byte(v: f64) -> u8 {
+        (v.round().clamp(0.0, 255.0) + 4503599627370496.0).to_bits() as u8
+    }
+    // The same on f32 (widening to f64 is exact, and rounding and clamping commute with it).
+    #[inline(always)]
+    fn byte_f32(v: f32) -> u8 {
+        (v.round().clamp(0.0, 255.0) + 8388608.0).to_bits() as u8
+    }
+    for (i, p) in rgb[..3 * n].chunks_exact(3).enumerate() {
+        let (r8, g8, b8) = (p[0], p[1], p[2]);
+        let [r, g, b] = [r8, g8, b8].map(|c| c as f64);
+        y[i] = byte(0.299 * r + 0.587 * g + 0.114 * b);
+        cb[i] = byte(128.0 - 0.168736 * r - 0.331264 * g + 0.5 * b);
+        cr[i] = byte(128.0 + 0.5 * r - 0.418688 * g - 0.081312 * b);
+        let [r, g, b] = [r8, g8, b8].map(|c| c as f32);
+        let max = r.max(g).max(b);
+        let min = r.min(g).min(b);
+        let delta = max - min;
+        let (is_r, is_g) = (max == r, max == g);
+        let num = if is_r { g - b } else if is_g { b - r } else { r - g };
+        let q = num / delta;
+        // rem_euclid(6) of a value in [-1, 1] adds 6 to a negative one; the other sectors add
+        // their offset.
+        let add = if is_r { if q < 0.0 { 6.0 } else { 0.0 } } else if is_g { 2.0 } else { 4.0 };
+        let h = if delta == 0.0 { 0.0 } else { q + add };
+        let s = if max == 0.0 { 0.0 } else { delta / max };
+        hu[i] = byte_f32(h / 6.0 * 255.0);
+        sa[i] = byte_f32(s * 255.0);
+        va[i] = byte_f32(max);
+    }
+}
+}
+
 /// The planes of `img` in `space` (one for grey, three otherwise).
 pub fn planes(img: &RgbImage, space: ColourSpace) -> Vec<Plane> {
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let n = match space {
-        ColourSpace::Grey => 1,
-        _ => 3,
-    };
-    let mut out: Vec<Vec<u8>> = vec![Vec::with_capacity(w * h); n];
-    for p in img.pixels() {
-        let v = match space {
-            ColourSpace::Grey => [to_u8(luma(p.0)), 0, 0],
-            ColourSpace::Hsv => hsv(p.0),
-            ColourSpace::YCbCr => ycbcr(p.0),
-        };
-        for (c, plane) in out.iter_mut().enumerate() {
-            plane.push(v[c]);
-        }
+    let TexturePlanes { luma, hsv, chroma: [cb, cr] } = TexturePlanes::of(img);
+    match space {
+        ColourSpace::Grey => vec![luma],
+        ColourSpace::Hsv => hsv.into(),
+        ColourSpace::YCbCr => vec![luma, cb, cr],
     }
-    out.into_iter().map(|d| Plane { width: w, height: h, data: d }).collect()
 }
 
 #[cfg(test)]
@@ -131,6 +193,32 @@ mod tests {
         assert_eq!(hsv([0, 0, 255]), [170, 255, 255]);
         assert_eq!(hsv([90, 90, 90]), [0, 0, 90]);
         assert_eq!(ycbcr([90, 90, 90]), [90, 128, 128]);
+    }
+
+    #[test]
+    fn the_one_pass_conversion_agrees_with_the_definitions_on_every_colour() {
+        // One 256 x 256 image per red value: every (r, g, b), with each vector unit.
+        let images: Vec<RgbImage> = (0..=255u8).map(|r| RgbImage::from_fn(256, 256, |g, b| image::Rgb([r, g as u8, b as u8]))).collect();
+        let want: Vec<[u8; 6]> = images
+            .iter()
+            .flat_map(|img| img.pixels())
+            .map(|p| {
+                let (hsv, ycc) = (hsv(p.0), ycbcr(p.0));
+                assert_eq!(to_u8(luma(p.0)), ycc[0]);
+                [ycc[0], hsv[0], hsv[1], hsv[2], ycc[1], ycc[2]]
+            })
+            .collect();
+        visage_core::vector::at_each_level(|level| {
+            for (img, want) in images.iter().zip(want.chunks(256 * 256)) {
+                let t = TexturePlanes::of(img);
+                for (i, (p, want)) in img.pixels().zip(want).enumerate() {
+                    let got = [t.luma.data[i], t.hsv[0].data[i], t.hsv[1].data[i], t.hsv[2].data[i], t.chroma[0].data[i], t.chroma[1].data[i]];
+                    assert_eq!(&got, want, "{:?} at {level:?}", p.0);
+                }
+            }
+        });
+        // An empty image has empty planes.
+        assert_eq!(planes(&RgbImage::new(0, 3), ColourSpace::Hsv)[2].pixels().len(), 0);
     }
 
     #[test]
