@@ -6,13 +6,14 @@
 # Needs: cargo build --release -p visage-cli --features train, and torch + numpy in
 # target/torch-venv (or BENCH_PYTHON). Writes the models, logs and JSON outputs under $OUT
 # (default target/exp/pytorch) and the table to $OUT/../results-pytorch.txt.
-# MININGS (default "batch-all batch-hard semi-hard") and STEPS (default 4000) can be set.
+# MININGS (default "batch-all batch-hard semi-hard"), STEPS (default 4000) and VISAGE (the
+# binary, default target/release/visage) can be set.
 set -e
 cd "$(dirname "$0")/.."
 OUT=${OUT:-target/exp/pytorch}
 mkdir -p "$OUT" target/tmp
 L=${LFW:-../shared/data/lfw}
-V=./target/release/visage
+V=${VISAGE:-./target/release/visage}
 PY=${BENCH_PYTHON:-target/torch-venv/bin/python}
 STEPS=${STEPS:-4000}
 MININGS=${MININGS:-batch-all batch-hard semi-hard}
