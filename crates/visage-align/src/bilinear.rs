@@ -1,6 +1,7 @@
 //! dlib's `transform_image` with `interpolate_bilinear` for an affine map: bilinear sampling in
 //! double with truncation, black where a sample's 2x2 neighbourhood leaves the image.
 
+use crate::view::View;
 use visage_core::{vectorised, RgbImage};
 
 /// The map from an output pixel (col, row) to the source point
@@ -22,12 +23,13 @@ pub(crate) struct Affine {
 /// in three passes so that the arithmetic vectorises: the sample points, their weights and
 /// whether they are inside (vectorised); the two pixel pairs each reads (scalar loads); the
 /// blend of each channel (vectorised).
-pub(crate) fn sample_bilinear(src: &RgbImage, size: usize, map: Affine) -> RgbImage {
+pub(crate) fn sample_bilinear(src: View<'_>, size: usize, map: Affine) -> RgbImage {
     let mut out = vec![0u8; size * size * 3];
     let mut row = Row::new(size);
+    let (w, h, stride) = (src.width as f64, src.height as f64, src.stride as f64);
     for (r, o) in out.chunks_exact_mut(size * 3).enumerate() {
-        points(src.width() as f64, src.height() as f64, &map, r as f64, &mut row.at, &mut row.lr, &mut row.tb);
-        gather(src.as_raw(), src.width() as usize * 3, &row.at, &mut row.up, &mut row.down);
+        points(w, h, stride, &map, r as f64, &mut row.at, &mut row.lr, &mut row.tb);
+        gather(src.data, src.stride, &row.at, &mut row.up, &mut row.down);
         blend(&row.up, &row.down, &row.lr, &row.tb, &row.at, &mut row.channels);
         for (c, px) in o.chunks_exact_mut(3).enumerate() {
             px.copy_from_slice(&[row.channels[0][c], row.channels[1][c], row.channels[2][c]]);
@@ -67,11 +69,12 @@ impl Row {
 }
 
 vectorised! {
-/// Where row `row`'s samples fall in a `w` x `h` image: the index of each top-left pixel (or
-/// [`OUTSIDE`]) and the weights. dlib floors the point and needs the 2x2 neighbourhood inside;
-/// on a point too far out for an index (or NaN) it is outside too, where dlib's integers would
-/// have overflowed (or read a NaN-weighted pixel, which is black as well).
-fn points(w: f64, h: f64, map: &Affine, row: f64, at: &mut [usize], lr: &mut [f64], tb: &mut [f64]) {
+/// Where row `row`'s samples fall in a `w` x `h` image with rows `stride` values apart: the
+/// index of each top-left pixel (or [`OUTSIDE`]) and the weights. dlib floors the point and
+/// needs the 2x2 neighbourhood inside; on a point too far out for an index (or NaN) it is
+/// outside too, where dlib's integers would have overflowed (or read a NaN-weighted pixel,
+/// which is black as well).
+fn points(w: f64, h: f64, stride: f64, map: &Affine, row: f64, at: &mut [usize], lr: &mut [f64], tb: &mut [f64]) {
     let n = at.len();
     let (lr, tb) = (&mut lr[..n], &mut tb[..n]);
     for c in 0..n {
@@ -80,8 +83,10 @@ fn points(w: f64, h: f64, map: &Affine, row: f64, at: &mut [usize], lr: &mut [f6
         let (x, y) = (map.ax * col + map.bx * row + map.x0, map.ay * col + map.by * row + map.y0);
         let (left, top) = (x.floor(), y.floor());
         let inside = left >= 0.0 && top >= 0.0 && left + 1.0 < w && top + 1.0 < h;
-        // Exact: both are integers below the image's size.
-        let index = ((top * w + left) * 3.0) as usize;
+        // An integer below the buffer's length when inside, so exact in f64; converted by
+        // adding 2^52, whose low mantissa bits are then the integer (a saturating cast does
+        // not vectorise).
+        let index = ((top * stride + left * 3.0 + 4503599627370496.0).to_bits() & ((1 << 52) - 1)) as usize;
         at[c] = if inside { index } else { OUTSIDE };
         lr[c] = x - left;
         tb[c] = y - top;
@@ -92,9 +97,13 @@ fn points(w: f64, h: f64, map: &Affine, row: f64, at: &mut [usize], lr: &mut [f6
 /// The two pixels at `at` and the two a `line` below, as 6-byte words.
 #[inline]
 fn gather(p: &[u8], line: usize, at: &[usize], up: &mut [u64], down: &mut [u64]) {
-    let pair = |i: usize| {
-        let s = &p[i..i + 6];
-        u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], 0, 0])
+    // One 8-byte load where the buffer has 2 bytes more, else byte by byte.
+    let pair = |i: usize| match p.get(i..i + 8) {
+        Some(s) => u64::from_le_bytes(s.try_into().expect("8 bytes")) & 0xffff_ffff_ffff,
+        None => {
+            let s = &p[i..i + 6];
+            u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], 0, 0])
+        }
     };
     for ((&i, u), d) in at.iter().zip(up.iter_mut()).zip(down.iter_mut()) {
         (*u, *d) = if i == OUTSIDE { (0, 0) } else { (pair(i), pair(i + line)) };
@@ -161,19 +170,35 @@ mod tests {
         let maps: Vec<Affine> = (0..40)
             .map(|_| {
                 let (a, s) = (rng.uniform() * 6.3, 0.2 + rng.uniform() * 1.5);
-                Affine { ax: s * a.cos(), bx: -s * a.sin(), x0: rng.uniform() * 50.0 - 10.0, ay: s * a.sin(), by: s * a.cos(), y0: rng.uniform() * 50.0 - 10.0 }
+                Affine {
+                    ax: s * a.cos(),
+                    bx: -s * a.sin(),
+                    x0: rng.uniform() * 50.0 - 10.0,
+                    ay: s * a.sin(),
+                    by: s * a.cos(),
+                    y0: rng.uniform() * 50.0 - 10.0,
+                }
             })
-            .chain([Affine { ax: 1.0, bx: 0.0, x0: 3.0, ay: 0.0, by: 1.0, y0: 2.0 }, Affine { ax: 0.5, bx: 0.0, x0: 0.25, ay: 0.0, by: 0.5, y0: 0.75 }])
+            .chain([
+                Affine { ax: 1.0, bx: 0.0, x0: 3.0, ay: 0.0, by: 1.0, y0: 2.0 },
+                Affine { ax: 0.5, bx: 0.0, x0: 0.25, ay: 0.0, by: 0.5, y0: 0.75 },
+            ])
             .collect();
         visage_core::vector::at_each_level(|level| {
             for src in [&flat, &noise] {
                 for &m in &maps {
-                    assert_eq!(sample_bilinear(src, 23, m), reference(src, 23, m), "{level:?} {m:?}");
+                    assert_eq!(sample_bilinear(View::of(src), 23, m), reference(src, 23, m), "{level:?} {m:?}");
                 }
             }
         });
+        // A rectangle read in place (rows further apart than its width) samples as its copy.
+        let r = visage_core::Rect::new(5, 7, 27, 40);
+        let copy = RgbImage::from_fn(23, 34, |x, y| *noise.get_pixel(x + 5, y + 7));
+        for &m in &maps {
+            assert_eq!(sample_bilinear(View::rect(&noise, r), 19, m), reference(&copy, 19, m), "{m:?}");
+        }
         // A map that is not finite gives black, as dlib's NaN-weighted blend does.
         let nan = Affine { ax: f64::NAN, bx: 0.0, x0: 0.0, ay: 0.0, by: 1.0, y0: 1.0 };
-        assert!(sample_bilinear(&noise, 5, nan).as_raw().iter().all(|&v| v == 0));
+        assert!(sample_bilinear(View::of(&noise), 5, nan).as_raw().iter().all(|&v| v == 0));
     }
 }

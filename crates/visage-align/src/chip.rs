@@ -1,7 +1,8 @@
 //! `get_face_chip_details` and `extract_image_chip` for 5- and 68-point shapes.
 
 use crate::bilinear::{sample_bilinear, Affine};
-use crate::pyramid::{pyramid_down2, rect_down};
+use crate::pyramid::{down2, rect_down};
+use crate::view::View;
 use visage_core::similarity::find_similarity_transform;
 use visage_core::{AlignedChip, ChipGeometry, DPoint, DRect, Point, Rect, RgbImage};
 
@@ -170,11 +171,12 @@ pub fn extract_chip(img: &RgbImage, d: &ChipDetails) -> RgbImage {
     let (iw, ih) = (img.width() as f64, img.height() as f64);
     let grown = DRect::new((l - grow).max(0.0), (t - grow).max(0.0), (rr + grow).min(iw - 1.0), (b + grow).min(ih - 1.0));
     let bbox = Rect::new(grown.left.round() as i64, grown.top.round() as i64, grown.right.round() as i64, grown.bottom.round() as i64);
-    let crop = crop(img, bbox);
+    // dlib crops the box first; the box is read in place here.
+    let crop = View::rect(img, bbox);
 
     let mut levels: Vec<RgbImage> = Vec::with_capacity(depth);
     for i in 0..depth {
-        let next = pyramid_down2(if i == 0 { &crop } else { &levels[i - 1] });
+        let next = down2(if i == 0 { crop } else { View::of(&levels[i - 1]) });
         levels.push(next);
     }
     let mut level: isize = -1;
@@ -188,7 +190,7 @@ pub fn extract_chip(img: &RgbImage, d: &ChipDetails) -> RgbImage {
         level += 1;
         r = rect_down(r);
     }
-    let src = if level < 0 { &crop } else { &levels[level as usize] };
+    let src = if level < 0 { crop } else { View::of(&levels[level as usize]) };
     // The affine map from chip pixels to the source: chip corners (0,0), (size-1,0), (0,size-1)
     // go to the rotated tl, tr and bl corners of the rectangle.
     let c = r.center();
@@ -199,18 +201,6 @@ pub fn extract_chip(img: &RgbImage, d: &ChipDetails) -> RgbImage {
     let (ax, ay) = ((tr.x - tl.x) / n, (tr.y - tl.y) / n);
     let (bx, by) = ((bl.x - tl.x) / n, (bl.y - tl.y) / n);
     sample_bilinear(src, size, Affine { ax, bx, x0: tl.x, ay, by, y0: tl.y })
-}
-
-/// The pixels of `r` (inside the image), row by row.
-fn crop(img: &RgbImage, r: Rect) -> RgbImage {
-    let (w, h) = ((r.right - r.left + 1).max(0) as usize, (r.bottom - r.top + 1).max(0) as usize);
-    let stride = img.width() as usize * 3;
-    let mut out = Vec::with_capacity(w * h * 3);
-    for y in 0..h {
-        let start = (r.top as usize + y) * stride + r.left as usize * 3;
-        out.extend_from_slice(&img.as_raw()[start..start + w * 3]);
-    }
-    RgbImage::from_raw(w as u32, h as u32, out).expect("buffer size")
 }
 
 /// dlib's fast path for an unrotated chip of exactly the rectangle's size: a copy, with

@@ -10,5 +10,6 @@
 mod bilinear;
 pub mod chip;
 pub mod pyramid;
+mod view;
 
 pub use chip::{extract_chip, face_chip, face_chip_details, AlignError, ChipDetails};

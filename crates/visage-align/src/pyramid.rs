@@ -1,6 +1,7 @@
 //! dlib's `pyramid_down<2>`: a 5x5 binomial blur and a factor-2 decimation, in integers.
 
-use visage_core::{DRect, PyramidDown, RgbImage};
+use crate::view::View;
+use visage_core::{vectorised, DRect, PyramidDown, RgbImage};
 
 /// Halves an RGB image as dlib does: rows are filtered with [1 4 6 4 1] at columns 2c..2c+4,
 /// then columns at rows r-2..r+2 for r = 2, 4, ...; the sum is divided by 256 (truncating).
@@ -11,19 +12,31 @@ use visage_core::{DRect, PyramidDown, RgbImage};
 /// at every column, then every other column is kept. Each loop runs over contiguous values,
 /// so it vectorises.
 pub fn pyramid_down2(img: &RgbImage) -> RgbImage {
-    let (w, h) = (img.width() as usize, img.height() as usize);
+    down2(View::of(img))
+}
+
+/// [`pyramid_down2`] of a view.
+pub(crate) fn down2(src: View<'_>) -> RgbImage {
+    let (w, h) = (src.width, src.height);
     if w <= 8 || h <= 8 {
         return RgbImage::new(0, 0);
     }
     let (tw, oh) = ((w - 3) / 2, (h - 3) / 2);
-    let p = img.as_raw();
-    let row = |r: usize| &p[r * w * 3..(r + 1) * w * 3];
+    let mut out = vec![0u8; oh * tw * 3];
+    filter(src, &mut out);
+    RgbImage::from_raw(tw as u32, oh as u32, out).expect("buffer size")
+}
+
+vectorised! {
+/// The filtered rows of `src` (at least 9 x 9) into `out`, ((W-3)/2) * 3 values a row.
+fn filter(src: View<'_>, out: &mut [u8]) {
+    let w = src.width;
+    let tw = (w - 3) / 2;
     let mut down = vec![0u16; w * 3];
     let mut across = vec![0u16; (w - 4) * 3];
-    let mut out = vec![0u8; oh * tw * 3];
     for (dr, o) in out.chunks_exact_mut(tw * 3).enumerate() {
         let r = 2 + 2 * dr;
-        let (a, b, c, d, e) = (row(r - 2), row(r - 1), row(r), row(r + 1), row(r + 2));
+        let (a, b, c, d, e) = (src.row(r - 2), src.row(r - 1), src.row(r), src.row(r + 1), src.row(r + 2));
         for (i, v) in down.iter_mut().enumerate() {
             *v = a[i] as u16 + 4 * b[i] as u16 + 6 * c[i] as u16 + 4 * d[i] as u16 + e[i] as u16;
         }
@@ -39,7 +52,7 @@ pub fn pyramid_down2(img: &RgbImage) -> RgbImage {
             }
         }
     }
-    RgbImage::from_raw(tw as u32, oh as u32, out).expect("buffer size")
+}
 }
 
 /// `pyramid_down<2>::rect_down` (the geometry lives in `visage_core::PyramidDown`).
@@ -67,22 +80,32 @@ mod tests {
         // rows 2r..2r+4 and columns 2c..2c+4, divided by 256.
         let k = [1u32, 4, 6, 4, 1];
         let mut rng = visage_core::SeededRng::new(5);
-        for (w, h) in [(9, 9), (10, 9), (9, 12), (37, 20), (64, 51)] {
-            let img = RgbImage::from_fn(w, h, |_, _| image::Rgb([255, rng.below(256) as u8, rng.below(2) as u8 * 255]));
-            let d = pyramid_down2(&img);
-            assert_eq!((d.width(), d.height()), ((w - 3) / 2, (h - 3) / 2));
-            for (c, r, px) in d.enumerate_pixels() {
-                for ch in 0..3 {
-                    let mut sum = 0;
-                    for (i, ki) in k.iter().enumerate() {
-                        for (j, kj) in k.iter().enumerate() {
-                            sum += ki * kj * img.get_pixel(2 * c + j as u32, 2 * r + i as u32).0[ch] as u32;
+        let images: Vec<RgbImage> = [(9, 9), (10, 9), (9, 12), (37, 20), (64, 51)]
+            .into_iter()
+            .map(|(w, h)| RgbImage::from_fn(w, h, |_, _| image::Rgb([255, rng.below(256) as u8, rng.below(2) as u8 * 255])))
+            .collect();
+        visage_core::vector::at_each_level(|_| {
+            for img in &images {
+                let (w, h) = img.dimensions();
+                let d = pyramid_down2(img);
+                assert_eq!((d.width(), d.height()), ((w - 3) / 2, (h - 3) / 2));
+                for (c, r, px) in d.enumerate_pixels() {
+                    for ch in 0..3 {
+                        let mut sum = 0;
+                        for (i, ki) in k.iter().enumerate() {
+                            for (j, kj) in k.iter().enumerate() {
+                                sum += ki * kj * img.get_pixel(2 * c + j as u32, 2 * r + i as u32).0[ch] as u32;
+                            }
                         }
+                        assert_eq!(px.0[ch] as u32, sum / 256, "{w}x{h} at ({c}, {r}) channel {ch}");
                     }
-                    assert_eq!(px.0[ch] as u32, sum / 256, "{w}x{h} at ({c}, {r}) channel {ch}");
                 }
             }
-        }
+        });
+        // A rectangle read in place halves as its copy.
+        let big = &images[4];
+        let copy = RgbImage::from_fn(30, 20, |x, y| *big.get_pixel(x + 3, y + 4));
+        assert_eq!(down2(View::rect(big, visage_core::Rect::new(3, 4, 32, 23))), pyramid_down2(&copy));
     }
 
     #[test]
