@@ -58,18 +58,18 @@ fn hellinger(h: Vec<f32>) -> Vec<f32> {
 fn crop_texture(img: &RgbImage, grey: bool, out: &mut Vec<f32>) {
     let ops = Operators::get();
     let planes = TexturePlanes::of(img);
-    let luma = ops.lbp8_1.label_image(&planes.luma);
+    let luma = ops.lbp8_1.codes(&planes.luma);
     if grey {
         out.extend(hellinger(luma.grid(3)));
-        out.extend(hellinger(ops.lbp8_2.label_image(&planes.luma).whole()));
-        out.extend(hellinger(ops.lbp16_2.label_image(&planes.luma).whole()));
+        out.extend(hellinger(ops.lbp8_2.codes(&planes.luma).whole()));
+        out.extend(hellinger(ops.lbp16_2.codes(&planes.luma).whole()));
     }
     for p in &planes.hsv {
-        out.extend(hellinger(ops.lbp8_1.label_image(p).whole()));
+        out.extend(hellinger(ops.lbp8_1.codes(p).whole()));
     }
     out.extend(hellinger(luma.whole()));
     for p in &planes.chroma {
-        out.extend(hellinger(ops.lbp8_1.label_image(p).whole()));
+        out.extend(hellinger(ops.lbp8_1.codes(p).whole()));
     }
 }
 

@@ -15,6 +15,8 @@ pub struct Lbp {
     taps: Vec<Tap>,
     /// Label of every pattern code.
     labels: Vec<u16>,
+    /// The uniform codes, in label order.
+    uniform: Vec<u32>,
     bins: usize,
 }
 
@@ -77,7 +79,8 @@ impl Lbp {
                 *label = other;
             }
         }
-        Lbp { points, radius, taps, labels, bins: other as usize + 1 }
+        let uniform = (0..1u32 << points).filter(|&c| transitions(c, points) <= 2).collect();
+        Lbp { points, radius, taps, labels, uniform, bins: other as usize + 1 }
     }
 
     /// Histogram bins: `P (P - 1) + 2` uniform patterns and one for the rest (59 for P = 8,
@@ -117,15 +120,16 @@ impl Lbp {
         self.labels[code as usize]
     }
 
-    /// The label image: `(width - 2m) x (height - 2m)` labels, m the margin, row-major.
-    /// Empty when the plane is too small. Every sample of the circle is a fixed offset in the
+    /// The pattern codes of the interior, `(width - 2m) x (height - 2m)` with m the margin;
+    /// empty when the plane is too small. Every sample of the circle is a fixed offset in the
     /// row-major pixels, so each is computed for the whole interior in one contiguous pass
-    /// (the loops vectorise; the border columns that pass also covers are dropped after).
-    pub fn label_image(&self, plane: &Plane) -> LabelImage {
+    /// (the loops vectorise; the codes of the border columns that pass also covers are
+    /// skipped when read).
+    pub fn codes(&self, plane: &Plane) -> CodeImage<'_> {
         let m = self.margin();
         let (pw, ph) = (plane.width(), plane.height());
         if pw <= 2 * m || ph <= 2 * m {
-            return LabelImage { width: 0, height: 0, labels: Vec::new(), bins: self.bins };
+            return CodeImage { lbp: self, width: 0, height: 0, stride: 0, codes: Vec::new() };
         }
         let (w, h) = (pw - 2 * m, ph - 2 * m);
         let data: Vec<f32> = plane.pixels().iter().map(|&v| v as f32).collect();
@@ -137,11 +141,13 @@ impl Lbp {
             let reads: Vec<(&[f32], f32)> = tap.pixels.iter().map(|&(o, wt)| (&data[start(o)..start(o) + span], wt)).collect();
             set_bit(&mut codes, &data[first..first + span], &reads, p as u32);
         }
-        let mut labels = Vec::with_capacity(w * h);
-        for y in 0..h {
-            labels.extend(codes[y * pw..y * pw + w].iter().map(|&c| self.labels[c as usize]));
-        }
-        LabelImage { width: w, height: h, labels, bins: self.bins }
+        CodeImage { lbp: self, width: w, height: h, stride: pw, codes }
+    }
+
+    /// The label image: `(width - 2m) x (height - 2m)` labels, m the margin, row-major.
+    /// Empty when the plane is too small.
+    pub fn label_image(&self, plane: &Plane) -> LabelImage {
+        self.codes(plane).labels()
     }
 
     /// Samples on the circle.
@@ -156,34 +162,148 @@ vectorised! {
 /// sum runs in the order of the reads, from zero (`0 + w v` is `w v`), as [`Lbp::code`]'s.
 fn set_bit(codes: &mut [u32], centre: &[f32], reads: &[(&[f32], f32)], bit: u32) {
     let n = codes.len();
+    let one = 1u32 << bit;
     let centre = &centre[..n];
     match *reads {
         [(a, wa)] => {
             let a = &a[..n];
             for i in 0..n {
-                codes[i] |= ((wa * a[i] + TIE >= centre[i]) as u32) << bit;
+                codes[i] |= if wa * a[i] + TIE >= centre[i] { one } else { 0 };
             }
         }
         [(a, wa), (b, wb)] => {
             let (a, b) = (&a[..n], &b[..n]);
             for i in 0..n {
-                codes[i] |= ((wa * a[i] + wb * b[i] + TIE >= centre[i]) as u32) << bit;
+                codes[i] |= if wa * a[i] + wb * b[i] + TIE >= centre[i] { one } else { 0 };
             }
         }
         [(a, wa), (b, wb), (c, wc), (d, wd)] => {
             let (a, b, c, d) = (&a[..n], &b[..n], &c[..n], &d[..n]);
             for i in 0..n {
-                codes[i] |= ((wa * a[i] + wb * b[i] + wc * c[i] + wd * d[i] + TIE >= centre[i]) as u32) << bit;
+                codes[i] |= if wa * a[i] + wb * b[i] + wc * c[i] + wd * d[i] + TIE >= centre[i] { one } else { 0 };
             }
         }
         _ => {
             for i in 0..n {
                 let v = reads.iter().fold(0f32, |v, &(r, w)| v + w * r[i]);
-                codes[i] |= ((v + TIE >= centre[i]) as u32) << bit;
+                codes[i] |= if v + TIE >= centre[i] { one } else { 0 };
             }
         }
     }
 }
+}
+
+/// The pattern codes of a plane's interior ([`Lbp::codes`]): the histograms of their labels,
+/// counted straight from the codes.
+#[derive(Debug, Clone)]
+pub struct CodeImage<'a> {
+    lbp: &'a Lbp,
+    width: usize,
+    height: usize,
+    /// Row r of the interior starts at code r * stride (the plane's width).
+    stride: usize,
+    codes: Vec<u32>,
+}
+
+impl CodeImage<'_> {
+    /// Columns.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Rows.
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// The codes of row `y`, columns `x0..x1`.
+    fn row(&self, y: usize, x0: usize, x1: usize) -> &[u32] {
+        &self.codes[y * self.stride + x0..y * self.stride + x1]
+    }
+
+    /// The labels of the codes.
+    pub fn labels(&self) -> LabelImage {
+        // Codes have `points` bits and the table 2^points entries: the mask keeps the index
+        // in range without a check.
+        let (table, mask) = (&self.lbp.labels, self.lbp.labels.len() - 1);
+        let mut labels = vec![0u16; self.width * self.height];
+        for (y, row) in labels.chunks_exact_mut(self.width.max(1)).enumerate().take(self.height) {
+            for (l, &c) in row.iter_mut().zip(self.row(y, 0, self.width)) {
+                *l = table[c as usize & mask];
+            }
+        }
+        LabelImage { width: self.width, height: self.height, labels, bins: self.lbp.bins }
+    }
+
+    /// [`LabelImage::histogram`] of the labels, from the codes: with at most 8 points the
+    /// codes themselves are counted and the counts summed per label after (no look-up per
+    /// pixel), with more the labels are looked up and counted.
+    pub fn histogram(&self, x: usize, y: usize, w: usize, h: usize) -> Vec<f32> {
+        let (x1, y1) = ((x + w).min(self.width), (y + h).min(self.height));
+        let (x0, y0) = (x.min(x1), y.min(y1));
+        let rows = (y0..y1).map(|r| self.row(r, x0, x1));
+        let (table, mask) = (&self.lbp.labels, self.lbp.labels.len() - 1);
+        let n = (x1 - x0) * (y1 - y0);
+        let counts = if table.len() <= 256 {
+            // Each uniform label has one code; the last bin has every other code, so its count
+            // is what the uniform ones leave.
+            let codes = count(rows, table.len(), |c| c as usize & mask);
+            let mut counts = vec![0u32; self.lbp.bins];
+            for &code in &self.lbp.uniform {
+                counts[table[code as usize] as usize] = codes[code as usize];
+            }
+            counts[self.lbp.bins - 1] = n as u32 - counts.iter().sum::<u32>();
+            counts
+        } else {
+            count(rows, self.lbp.bins, |c| table[c as usize & mask] as usize)
+        };
+        normalised(&counts, n)
+    }
+
+    /// The histogram of the whole interior.
+    pub fn whole(&self) -> Vec<f32> {
+        self.histogram(0, 0, self.width, self.height)
+    }
+
+    /// [`LabelImage::grid`] of the labels, from the codes.
+    pub fn grid(&self, k: usize) -> Vec<f32> {
+        grid_blocks(self.width, self.height, k).flat_map(|(x, y, w, h)| self.histogram(x, y, w, h)).collect()
+    }
+}
+
+/// How often each bin (`index` of a value, below `bins`) occurs in `rows`. Four tables in
+/// turn, so that runs of one bin do not wait on each other's increments.
+#[inline]
+fn count<'a, T: Copy + 'a>(rows: impl Iterator<Item = &'a [T]>, bins: usize, index: impl Fn(T) -> usize) -> Vec<u32> {
+    let mut counts = vec![[0u32; 4]; bins];
+    for row in rows {
+        let mut quads = row.chunks_exact(4);
+        for q in &mut quads {
+            for (k, &v) in q.iter().enumerate() {
+                counts[index(v)][k] += 1;
+            }
+        }
+        for &v in quads.remainder() {
+            counts[index(v)][0] += 1;
+        }
+    }
+    counts.iter().map(|c| c.iter().sum()).collect()
+}
+
+/// Counts of `n` values divided by `n` (all zeros when `n` is 0). A count below 2^24 is
+/// exact in f32, so this is the sum of ones in f32 divided by n, as the histogram was defined.
+fn normalised(counts: &[u32], n: usize) -> Vec<f32> {
+    counts.iter().map(|&c| if n > 0 { c as f32 / n as f32 } else { c as f32 }).collect()
+}
+
+/// The blocks (x, y, w, h) of a `k` x `k` grid over `width` x `height`, row by row, each half
+/// as wide again as the grid step (for k = 3 on 62 columns: blocks of 31 at 0, 15, 30).
+fn grid_blocks(width: usize, height: usize, k: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let block = |n: usize| (2 * n).div_ceil(k + 1);
+    let (bw, bh) = (block(width), block(height));
+    let step = |n: usize, b: usize| if k > 1 { (n - b) / (k - 1) } else { 0 };
+    let (sx, sy) = (step(width, bw), step(height, bh));
+    (0..k).flat_map(move |j| (0..k).map(move |i| (i * sx, j * sy, bw, bh)))
 }
 
 /// Uniform LBP labels of a plane's interior.
@@ -203,19 +323,10 @@ impl LabelImage {
     /// The L1-normalised histogram of the labels in the block of `w` x `h` at (x, y);
     /// all zeros for an empty block.
     pub fn histogram(&self, x: usize, y: usize, w: usize, h: usize) -> Vec<f32> {
-        let mut hist = vec![0f32; self.bins];
         let (x1, y1) = ((x + w).min(self.width), (y + h).min(self.height));
-        let mut n = 0usize;
-        for row in y.min(y1)..y1 {
-            for &l in &self.labels[row * self.width + x.min(x1)..row * self.width + x1] {
-                hist[l as usize] += 1.0;
-                n += 1;
-            }
-        }
-        if n > 0 {
-            hist.iter_mut().for_each(|v| *v /= n as f32);
-        }
-        hist
+        let (x0, y0) = (x.min(x1), y.min(y1));
+        let rows = (y0..y1).map(|r| &self.labels[r * self.width + x0..r * self.width + x1]);
+        normalised(&count(rows, self.bins, |l| l as usize), (x1 - x0) * (y1 - y0))
     }
 
     /// The histogram of the whole label image.
@@ -226,17 +337,7 @@ impl LabelImage {
     /// Histograms of a `k` x `k` grid of overlapping blocks, each half as wide again as the
     /// grid step (for k = 3 on 62 columns: blocks of 31 at 0, 15, 30), concatenated row by row.
     pub fn grid(&self, k: usize) -> Vec<f32> {
-        let block = |n: usize| (2 * n).div_ceil(k + 1);
-        let (bw, bh) = (block(self.width), block(self.height));
-        let step = |n: usize, b: usize| if k > 1 { (n - b) / (k - 1) } else { 0 };
-        let (sx, sy) = (step(self.width, bw), step(self.height, bh));
-        let mut out = Vec::with_capacity(k * k * self.bins);
-        for j in 0..k {
-            for i in 0..k {
-                out.extend(self.histogram(i * sx, j * sy, bw, bh));
-            }
-        }
-        out
+        grid_blocks(self.width, self.height, k).flat_map(|(x, y, w, h)| self.histogram(x, y, w, h)).collect()
     }
 }
 
@@ -296,6 +397,25 @@ mod tests {
                 }
             }
         });
+    }
+
+    #[test]
+    fn histograms_from_the_codes_are_the_label_images() {
+        let mut rng = visage_core::SeededRng::new(9);
+        let data: Vec<u8> = (0..31 * 26).map(|_| (rng.below(4) * 60) as u8).collect();
+        let plane = Plane::new(31, 26, data).unwrap();
+        for op in [Lbp::new(8, 1.0), Lbp::new(8, 2.0), Lbp::new(16, 2.0), Lbp::new(12, 1.5)] {
+            let (codes, labels) = (op.codes(&plane), op.label_image(&plane));
+            assert_eq!((codes.width(), codes.height()), (labels.width, labels.height));
+            assert_eq!(codes.whole(), labels.whole(), "P={}", op.points());
+            assert_eq!(codes.grid(3), labels.grid(3));
+            for (x, y, w, h) in [(0, 0, 5, 7), (3, 2, 100, 4), (7, 9, 0, 3), (40, 0, 3, 3)] {
+                assert_eq!(codes.histogram(x, y, w, h), labels.histogram(x, y, w, h), "({x}, {y}, {w}, {h}) P={}", op.points());
+            }
+        }
+        let op = Lbp::new(8, 1.0);
+        let tiny = op.codes(&Plane::new(2, 2, vec![0; 4]).unwrap());
+        assert_eq!((tiny.whole(), tiny.labels().labels.len()), (vec![0.0; 59], 0));
     }
 
     #[test]
