@@ -26,9 +26,8 @@ pub(crate) struct Affine {
 pub(crate) fn sample_bilinear(src: View<'_>, size: usize, map: Affine) -> RgbImage {
     let mut out = vec![0u8; size * size * 3];
     let mut row = Row::new(size);
-    let (w, h, stride) = (src.width as f64, src.height as f64, src.stride as f64);
     for (r, o) in out.chunks_exact_mut(size * 3).enumerate() {
-        points(w, h, stride, &map, r as f64, &mut row.at, &mut row.lr, &mut row.tb);
+        points(src, &map, r as f64, &mut row.at, &mut row.lr, &mut row.tb);
         gather(src.data, src.stride, &row.at, &mut row.up, &mut row.down);
         blend(&row.up, &row.down, &row.lr, &row.tb, &row.at, &mut row.channels);
         for (c, px) in o.chunks_exact_mut(3).enumerate() {
@@ -69,12 +68,13 @@ impl Row {
 }
 
 vectorised! {
-/// Where row `row`'s samples fall in a `w` x `h` image with rows `stride` values apart: the
-/// index of each top-left pixel (or [`OUTSIDE`]) and the weights. dlib floors the point and
+/// Where row `row`'s samples fall in `src`: the index of each top-left pixel in its data (or
+/// [`OUTSIDE`]) and the weights. dlib floors the point and
 /// needs the 2x2 neighbourhood inside; on a point too far out for an index (or NaN) it is
 /// outside too, where dlib's integers would have overflowed (or read a NaN-weighted pixel,
 /// which is black as well).
-fn points(w: f64, h: f64, stride: f64, map: &Affine, row: f64, at: &mut [usize], lr: &mut [f64], tb: &mut [f64]) {
+fn points(src: View<'_>, map: &Affine, row: f64, at: &mut [usize], lr: &mut [f64], tb: &mut [f64]) {
+    let (w, h, stride) = (src.width as f64, src.height as f64, src.stride as f64);
     let n = at.len();
     let (lr, tb) = (&mut lr[..n], &mut tb[..n]);
     for c in 0..n {
