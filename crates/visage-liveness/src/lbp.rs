@@ -160,11 +160,19 @@ vectorised! {
 /// Sets bit `bit` of each code where the sample, the weighted sum of `reads` (each the
 /// pixels at one offset, with its weight), is at least the centre (within [`TIE`]). The
 /// sum runs in the order of the reads, from zero (`0 + w v` is `w v`), as [`Lbp::code`]'s.
+/// The values are a plane's pixels (integers 0..=255).
 fn set_bit(codes: &mut [u32], centre: &[f32], reads: &[(&[f32], f32)], bit: u32) {
     let n = codes.len();
     let one = 1u32 << bit;
     let centre = &centre[..n];
     match *reads {
+        // A sample on the grid: `1 * a + TIE >= c` on integers a and c below 256 is `a >= c`.
+        [(a, 1.0)] => {
+            let a = &a[..n];
+            for i in 0..n {
+                codes[i] |= if a[i] >= centre[i] { one } else { 0 };
+            }
+        }
         [(a, wa)] => {
             let a = &a[..n];
             for i in 0..n {
@@ -244,10 +252,11 @@ impl CodeImage<'_> {
         let rows = (y0..y1).map(|r| self.row(r, x0, x1));
         let (table, mask) = (&self.lbp.labels, self.lbp.labels.len() - 1);
         let n = (x1 - x0) * (y1 - y0);
+        // Every label fits a byte (at most 243 for 16 points).
         let counts = if table.len() <= 256 {
             // Each uniform label has one code; the last bin has every other code, so its count
             // is what the uniform ones leave.
-            let codes = count(rows, table.len(), |c| c as usize & mask);
+            let codes = byte_counts(rows, |c| c as u8);
             let mut counts = vec![0u32; self.lbp.bins];
             for &code in &self.lbp.uniform {
                 counts[table[code as usize] as usize] = codes[code as usize];
@@ -255,7 +264,7 @@ impl CodeImage<'_> {
             counts[self.lbp.bins - 1] = n as u32 - counts.iter().sum::<u32>();
             counts
         } else {
-            count(rows, self.lbp.bins, |c| table[c as usize & mask] as usize)
+            byte_counts(rows, |c| table[c as usize & mask] as u8)[..self.lbp.bins].to_vec()
         };
         normalised(&counts, n)
     }
@@ -271,23 +280,23 @@ impl CodeImage<'_> {
     }
 }
 
-/// How often each bin (`index` of a value, below `bins`) occurs in `rows`. Four tables in
-/// turn, so that runs of one bin do not wait on each other's increments.
+/// How often each byte (`byte` of a value) occurs in `rows`. Four tables in turn, so that runs
+/// of one byte do not wait on each other's increments; byte indices need no bounds checks.
 #[inline]
-fn count<'a, T: Copy + 'a>(rows: impl Iterator<Item = &'a [T]>, bins: usize, index: impl Fn(T) -> usize) -> Vec<u32> {
-    let mut counts = vec![[0u32; 4]; bins];
+fn byte_counts<'a, T: Copy + 'a>(rows: impl Iterator<Item = &'a [T]>, byte: impl Fn(T) -> u8) -> [u32; 256] {
+    let mut t = [[0u32; 256]; 4];
     for row in rows {
         let mut quads = row.chunks_exact(4);
         for q in &mut quads {
-            for (k, &v) in q.iter().enumerate() {
-                counts[index(v)][k] += 1;
+            for (t, &v) in t.iter_mut().zip(q) {
+                t[byte(v) as usize] += 1;
             }
         }
         for &v in quads.remainder() {
-            counts[index(v)][0] += 1;
+            t[0][byte(v) as usize] += 1;
         }
     }
-    counts.iter().map(|c| c.iter().sum()).collect()
+    std::array::from_fn(|b| t[0][b] + t[1][b] + t[2][b] + t[3][b])
 }
 
 /// Counts of `n` values divided by `n` (all zeros when `n` is 0). A count below 2^24 is
@@ -325,8 +334,13 @@ impl LabelImage {
     pub fn histogram(&self, x: usize, y: usize, w: usize, h: usize) -> Vec<f32> {
         let (x1, y1) = ((x + w).min(self.width), (y + h).min(self.height));
         let (x0, y0) = (x.min(x1), y.min(y1));
-        let rows = (y0..y1).map(|r| &self.labels[r * self.width + x0..r * self.width + x1]);
-        normalised(&count(rows, self.bins, |l| l as usize), (x1 - x0) * (y1 - y0))
+        let mut counts = vec![0u32; self.bins];
+        for r in y0..y1 {
+            for &l in &self.labels[r * self.width + x0..r * self.width + x1] {
+                counts[l as usize] += 1;
+            }
+        }
+        normalised(&counts, (x1 - x0) * (y1 - y0))
     }
 
     /// The histogram of the whole label image.

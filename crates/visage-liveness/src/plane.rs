@@ -1,7 +1,7 @@
 //! One channel of an image and the colour spaces the texture is read in.
 
-use visage_core::vectorised;
 use image::RgbImage;
+use visage_core::vectorised;
 
 /// A single-channel 8-bit image.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,7 +212,8 @@ mod tests {
             for (img, want) in images.iter().zip(want.chunks(256 * 256)) {
                 let t = TexturePlanes::of(img);
                 for (i, (p, want)) in img.pixels().zip(want).enumerate() {
-                    let got = [t.luma.data[i], t.hsv[0].data[i], t.hsv[1].data[i], t.hsv[2].data[i], t.chroma[0].data[i], t.chroma[1].data[i]];
+                    let got =
+                        [t.luma.data[i], t.hsv[0].data[i], t.hsv[1].data[i], t.hsv[2].data[i], t.chroma[0].data[i], t.chroma[1].data[i]];
                     assert_eq!(&got, want, "{:?} at {level:?}", p.0);
                 }
             }
