@@ -3,8 +3,8 @@
 //! `cargo bench -p visage-liveness --bench liveness`. Finds the faces of 64 NUAA test photos
 //! once, then times per face: the liveness judgement (two aligned crops, the LBP histograms,
 //! the classifier) and the embedding (the 150x150 chip and the ResNet at batch 1 and batch 32),
-//! all on one thread, and prints the ratio. BENCH_REPEATS (default 5). With
-//! `VISAGE_LIVENESS_CNN=FILE` (a model made by `visage liveness train --kind cnn`) the CNN's
+//! all on one thread, and prints the ratio. BENCH_REPEATS (default 5) rounds, each timing every
+//! workload once in turn; the medians are printed. With `VISAGE_LIVENESS_CNN=FILE` (a model made by `visage liveness train --kind cnn`) the CNN's
 //! judgement is timed too.
 
 use std::time::Instant;
@@ -37,58 +37,66 @@ fn main() {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     pool.install(|| {
         let n = faces.len() as f64;
-        let time = |f: &dyn Fn()| {
-            median(
-                (0..repeats)
-                    .map(|_| {
-                        let t = Instant::now();
-                        f();
-                        t.elapsed().as_secs_f64() / n
-                    })
-                    .collect(),
-            )
-        };
-        let liveness = time(&|| {
-            for (img, f) in &faces {
-                std::hint::black_box(model.judge(img, f.detection, &f.landmarks, None));
-            }
-        });
         let spec = model.features;
-        let crops_only = time(&|| {
-            for (img, f) in &faces {
-                std::hint::black_box(spec.crops(img, &f.landmarks).unwrap());
-            }
-        });
         let crops: Vec<_> = faces.iter().map(|(img, f)| spec.crops(img, &f.landmarks).unwrap()).collect();
-        let describe_only = time(&|| {
-            for (face, ctx) in &crops {
-                std::hint::black_box(spec.describe_crops(face, ctx.as_ref()));
-            }
-        });
         let chips: Vec<_> = faces.iter().map(|(img, f)| v.chip(img, f).unwrap()).collect();
-        let chip = time(&|| {
-            for (img, f) in &faces {
-                std::hint::black_box(v.chip(img, f).unwrap());
-            }
-        });
-        let batch1 = time(&|| {
-            for c in &chips {
-                std::hint::black_box(v.embed_chips(std::slice::from_ref(c)).unwrap());
-            }
-        });
-        let batch32 = time(&|| {
-            for g in chips.chunks(32) {
-                std::hint::black_box(v.embed_chips(g).unwrap());
-            }
-        });
-        let cnn = std::env::var_os("VISAGE_LIVENESS_CNN").map(|p| {
-            let m = visage_liveness::load(std::path::Path::new(&p)).expect("the CNN liveness model");
-            time(&|| {
+        let cnn = std::env::var_os("VISAGE_LIVENESS_CNN")
+            .map(|p| visage_liveness::load(std::path::Path::new(&p)).expect("the CNN liveness model"));
+        // The workloads, each timed once per round and the rounds interleaved, so that a change
+        // in the machine's load (it is often shared) weighs on the liveness and the embedding
+        // alike.
+        let mut work: Vec<Box<dyn Fn() + '_>> = vec![
+            Box::new(|| {
                 for (img, f) in &faces {
+                    std::hint::black_box(model.judge(img, f.detection, &f.landmarks, None));
+                }
+            }),
+            Box::new(|| {
+                for (img, f) in &faces {
+                    std::hint::black_box(spec.crops(img, &f.landmarks).unwrap());
+                }
+            }),
+            Box::new(|| {
+                for (face, ctx) in &crops {
+                    std::hint::black_box(spec.describe_crops(face, ctx.as_ref()));
+                }
+            }),
+            Box::new(|| {
+                for (img, f) in &faces {
+                    std::hint::black_box(v.chip(img, f).unwrap());
+                }
+            }),
+            Box::new(|| {
+                for c in &chips {
+                    std::hint::black_box(v.embed_chips(std::slice::from_ref(c)).unwrap());
+                }
+            }),
+            Box::new(|| {
+                for g in chips.chunks(32) {
+                    std::hint::black_box(v.embed_chips(g).unwrap());
+                }
+            }),
+        ];
+        if let Some(m) = &cnn {
+            let faces = &faces;
+            work.push(Box::new(move || {
+                for (img, f) in faces {
                     std::hint::black_box(m.judge(img, f.detection, &f.landmarks, None));
                 }
-            })
-        });
+            }));
+        }
+        let mut times = vec![Vec::new(); work.len()];
+        for _ in 0..repeats {
+            for (w, t) in work.iter().zip(&mut times) {
+                let start = Instant::now();
+                w();
+                t.push(start.elapsed().as_secs_f64() / n);
+            }
+        }
+        let medians: Vec<f64> = times.into_iter().map(median).collect();
+        let (liveness, crops_only, describe_only, chip, batch1, batch32) =
+            (medians[0], medians[1], medians[2], medians[3], medians[4], medians[5]);
+        let cnn = medians.get(6).copied();
         let (e1, e32) = (chip + batch1, chip + batch32);
         println!(
             "liveness judgement     {:8.3} ms/face (crops {:.3} ms, texture {:.3} ms)",
