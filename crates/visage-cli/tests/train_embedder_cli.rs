@@ -185,6 +185,11 @@ fn the_deepface_network_learns_with_softmax_and_recognises_through_the_cli() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["resumed_from"].as_u64(), Some(40), "{r}");
     assert!(r["model"].as_str().unwrap().starts_with("visage-deepface-"), "{r}");
+    // The checkpoint keeps Adam's state beside the weights; the previous step's files are gone.
+    let ckpt: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.with_extension("ckpt.json")).unwrap()).unwrap();
+    assert_eq!(ckpt["step"], 80, "{ckpt}");
+    assert!(out.with_extension("ckpt-80.adam").exists() && out.with_extension("ckpt-80.safetensors").exists(), "{ckpt}");
+    assert!(!out.with_extension("ckpt-60.adam").exists() && !out.with_extension("ckpt-40.safetensors").exists());
     let l = log(&out.with_extension("log.jsonl"));
     assert_eq!(l.iter().map(|x| x["step"].as_u64().unwrap()).collect::<Vec<_>>(), (1..=80).collect::<Vec<_>>());
     let mean = |xs: &[serde_json::Value], f: &str| xs.iter().map(|x| x[f].as_f64().unwrap()).sum::<f64>() / xs.len() as f64;

@@ -19,6 +19,7 @@
 //!   network with locally connected layers) as one module type;
 //! - [`layer_net`]: any network of the engine's layer vocabulary as a trainable module (dlib's
 //!   ResNet-29 initialised from its weights, for fine-tuning);
+//! - [`optimizer_state`]: Adam's moments kept across a checkpoint and a resume;
 //! - [`sampler`]: the identity-balanced P x K batch sampler, seeded so a run repeats;
 //! - [`schedule`]: the cosine learning-rate decay;
 //! - [`softmax`]: softmax training over identities (a classifier on the embedding, DeepFace).
@@ -39,6 +40,7 @@ pub mod head_training;
 pub mod layer_net;
 pub mod losses;
 pub mod mining;
+pub mod optimizer_state;
 pub mod people;
 pub mod sampler;
 pub mod schedule;

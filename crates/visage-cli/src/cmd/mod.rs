@@ -15,6 +15,8 @@ pub mod liveness_cnn;
 #[cfg(feature = "train")]
 pub mod train;
 #[cfg(feature = "train")]
+mod train_checkpoint;
+#[cfg(feature = "train")]
 pub mod train_embedder;
 #[cfg(feature = "train")]
 pub mod train_finetune;

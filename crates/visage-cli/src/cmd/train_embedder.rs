@@ -3,10 +3,10 @@
 //! training people (visage-train on burn), exported to a model file the engine runs
 //! (`--model FILE`).
 //!
-//! The run is made to be killed: every `--checkpoint-every` steps the weights and the step
-//! are written atomically beside `--out`, and `--resume` continues from there (the batches
-//! replay from the seed, so a resumed run draws the batches an uninterrupted one would; Adam's
-//! moment estimates restart from zero, the one thing a resume does not restore).
+//! The run is made to be killed: every `--checkpoint-every` steps the weights, Adam's state
+//! and the step are written beside `--out` ([`super::train_checkpoint`]), and `--resume`
+//! continues from there (the batches replay from the seed, so a resumed run draws the
+//! batches an uninterrupted one would, and takes the same steps).
 
 use crate::context::GlobalOpts;
 use crate::inputs::progress;
@@ -290,11 +290,6 @@ pub(crate) fn loss_summary(history: &[(usize, f32, f32)]) -> (f32, f32) {
     (first, last10.iter().sum::<f32>() / last10.len().max(1) as f32)
 }
 
-/// The checkpoint beside the model file: weights (a model file) and the step reached.
-pub(crate) fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {
-    (out.with_extension("ckpt.safetensors"), out.with_extension("ckpt.json"))
-}
-
 /// Runs `visage train embedder`.
 pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -338,7 +333,7 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     };
     let device = train_device();
     device.seed(a.seed);
-    let (ckpt_model, ckpt_state) = checkpoint_paths(&a.out);
+    let checkpoint = super::train_checkpoint::Checkpoint::new(&a.out);
     let mut start = 0usize;
     let mut net = EmbedderNet::new(&arch, a.seed, &device).map_err(anyhow::Error::msg)?;
     if let Some(init) = &a.init {
@@ -349,20 +344,13 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
         net = EmbedderNet::from_model(&m, &device).map_err(anyhow::Error::msg)?;
     }
     let softmax = a.loss == "softmax";
-    let mut ckpt_tensors = None;
-    if a.resume && ckpt_state.exists() {
-        let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ckpt_state)?)
-            .with_context(|| format!("{}: not a checkpoint", ckpt_state.display()))?;
-        let m = TrainedModel::load(&ckpt_model)?;
-        if m.spec != arch {
-            bail!("{}: the checkpoint's architecture {:?} is not this run's {:?}", ckpt_model.display(), m.spec, arch);
+    let saved = if a.resume { checkpoint.load()? } else { None };
+    if let Some(c) = &saved {
+        if c.model.spec != arch {
+            bail!("{}: the checkpoint's architecture {:?} is not this run's {:?}", checkpoint.state_path().display(), c.model.spec, arch);
         }
-        net = EmbedderNet::from_model(&m, &device).map_err(anyhow::Error::msg)?;
-        ckpt_tensors = Some(m.tensors);
-        start = state["step"].as_u64().unwrap_or(0) as usize;
-        if !g.quiet && !a.json {
-            eprintln!("resuming from step {start} ({})", ckpt_model.display());
-        }
+        net = EmbedderNet::from_model(&c.model, &device).map_err(anyhow::Error::msg)?;
+        start = c.step;
     }
     let mut sampler = PkSampler::new(&counts, a.p as usize, a.k as usize, Shortfall::Repeat, a.seed).map_err(anyhow::Error::msg)?;
     let mut aug_rng = SeededRng::new(a.seed ^ 0x5eed);
@@ -375,13 +363,21 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     }
     // The classifier over the training people (trained only with --loss softmax).
     let mut model = IdentityClassifier::new(net, dim, people.len(), &device);
-    if let (true, Some(t)) = (softmax, &ckpt_tensors) {
-        if !model.load_classifier(t, &device) {
-            bail!("{}: the checkpoint has no classifier over these {} people", ckpt_model.display(), people.len());
+    if let (true, Some(c)) = (softmax, &saved) {
+        if !model.load_classifier(&c.model.tensors, &device) {
+            bail!("{}: the checkpoint has no classifier over these {} people", checkpoint.state_path().display(), people.len());
         }
     }
     let loss_fn = TripletLoss { margin: a.margin, metric: visage_train::Metric::SquaredL2, mining: a.mining, reduction: Reduction::Mean };
     let mut optim = AdamConfig::new().init();
+    if let Some(c) = &saved {
+        let (m, o, with_moments) = c.restore(model, optim)?;
+        (model, optim) = (m, o);
+        if !g.quiet && !a.json {
+            let moments = if with_moments { "" } else { " (an older checkpoint: Adam's moments start afresh)" };
+            eprintln!("resuming from step {start} ({}){moments}", checkpoint.state_path().display());
+        }
+    }
     let (log_path, mut log) = open_log(&a.out, a.resume)?;
     let steps = a.steps as usize;
     let bar = progress(steps, "training", g.quiet || a.json);
@@ -389,16 +385,12 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     let size = a.chip_size as usize;
     let started = std::time::Instant::now();
     let mut history: Vec<(usize, f32, f32)> = Vec::new();
-    let save_checkpoint = |model: &IdentityClassifier, step: usize| -> Result<()> {
+    let save_checkpoint = |model: &IdentityClassifier, optim: &visage_train::burn::optim::ModuleOptimizer, step: usize| -> Result<()> {
         let mut m = model.net.valid().export(&arch, &provisional, "checkpoint");
         if softmax {
             m.tensors.extend(model.valid().classifier_tensors());
         }
-        m.save(&ckpt_model)?;
-        let tmp = ckpt_state.with_extension("partial");
-        std::fs::write(&tmp, json!({"step": step, "seed": a.seed}).to_string())?;
-        std::fs::rename(&tmp, &ckpt_state)?;
-        Ok(())
+        checkpoint.save(step, &m, model, optim, json!({"seed": a.seed}))
     };
     for step in start..steps {
         let b = sampler.next_batch();
@@ -427,7 +419,7 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
         }
         bar.inc(1);
         if (step + 1) % a.checkpoint_every as usize == 0 || step + 1 == steps {
-            save_checkpoint(&model, step + 1)?;
+            save_checkpoint(&model, &optim, step + 1)?;
         }
     }
     bar.finish_and_clear();

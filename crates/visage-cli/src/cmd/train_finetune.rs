@@ -12,7 +12,7 @@
 use crate::context::GlobalOpts;
 use crate::inputs::progress;
 use crate::Outcome;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
 use std::collections::HashMap;
@@ -135,24 +135,20 @@ pub fn run(g: &GlobalOpts, a: FinetuneArgs) -> Result<Outcome> {
     let device = train_device();
     let tail = layers[cut..].to_vec();
     let tail_params = parameters_of(&tail, &weights);
-    let (ckpt_model, ckpt_state) = super::train_embedder::checkpoint_paths(&a.out);
+    let checkpoint = super::train_checkpoint::Checkpoint::new(&a.out);
     let mut start = 0usize;
     let mut init = weights.clone();
-    if a.resume && ckpt_state.exists() {
-        let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ckpt_state)?)
-            .with_context(|| format!("{}: not a checkpoint", ckpt_state.display()))?;
-        if state["train_blocks"].as_u64() != Some(a.train_blocks as u64) {
-            bail!("{}: the checkpoint trained {} blocks, this run --train-blocks {}", ckpt_state.display(), state["train_blocks"], a.train_blocks);
+    let saved = if a.resume { checkpoint.load()? } else { None };
+    if let Some(c) = &saved {
+        let shown = checkpoint.state_path();
+        if c.state["train_blocks"].as_u64() != Some(a.train_blocks as u64) {
+            bail!("{}: the checkpoint trained {} blocks, this run --train-blocks {}", shown.display(), c.state["train_blocks"], a.train_blocks);
         }
-        let m = TrainedModel::load(&ckpt_model)?;
-        if m.spec != Architecture::RESNET29 {
-            bail!("{}: the checkpoint is not a fine-tuned ResNet-29", ckpt_model.display());
+        if c.model.spec != Architecture::RESNET29 {
+            bail!("{}: the checkpoint is not a fine-tuned ResNet-29", shown.display());
         }
-        init = m.weights();
-        start = state["step"].as_u64().unwrap_or(0) as usize;
-        if !g.quiet && !a.json {
-            eprintln!("resuming from step {start} ({})", ckpt_model.display());
-        }
+        init = c.model.weights();
+        start = c.step;
     }
     let mut net = LayerNet::new(tail.clone(), &tail_params, &init, &device).map_err(anyhow::Error::msg)?;
     let mut sampler = PkSampler::new(&counts, a.p as usize, a.k as usize, Shortfall::Repeat, a.seed).map_err(anyhow::Error::msg)?;
@@ -164,6 +160,14 @@ pub fn run(g: &GlobalOpts, a: FinetuneArgs) -> Result<Outcome> {
     }
     let loss_fn = TripletLoss { margin: a.margin, metric: visage_train::Metric::L2_EPS, mining: a.mining, reduction: Reduction::Mean };
     let mut optim = AdamConfig::new().init();
+    if let Some(c) = &saved {
+        let (n, o, with_moments) = c.restore(net, optim)?;
+        (net, optim) = (n, o);
+        if !g.quiet && !a.json {
+            let moments = if with_moments { "" } else { " (an older checkpoint: Adam's moments start afresh)" };
+            eprintln!("resuming from step {start} ({}){moments}", checkpoint.state_path().display());
+        }
+    }
     let (log_path, mut log) = super::train_embedder::open_log(&a.out, a.resume)?;
     // The whole network's tensors: dlib's, with the trained tail's in their place.
     let whole = |net: &LayerNet| -> HashMap<String, (Vec<usize>, Vec<f32>)> {
@@ -177,13 +181,9 @@ pub fn run(g: &GlobalOpts, a: FinetuneArgs) -> Result<Outcome> {
         t.extend(net.valid().tensors());
         t
     };
-    let save_checkpoint = |net: &LayerNet, step: usize| -> Result<()> {
+    let save_checkpoint = |net: &LayerNet, optim: &visage_train::burn::optim::ModuleOptimizer, step: usize| -> Result<()> {
         let m = TrainedModel { descriptor: pretrained.clone(), spec: Architecture::RESNET29, tensors: whole(net), provenance: "checkpoint".into(), extra: Default::default() };
-        m.save(&ckpt_model)?;
-        let tmp = ckpt_state.with_extension("partial");
-        std::fs::write(&tmp, json!({"step": step, "seed": a.seed, "train_blocks": a.train_blocks}).to_string())?;
-        std::fs::rename(&tmp, &ckpt_state)?;
-        Ok(())
+        checkpoint.save(step, &m, net, optim, json!({"seed": a.seed, "train_blocks": a.train_blocks}))
     };
     let steps = a.steps as usize;
     let bar = progress(steps, "fine-tuning", g.quiet || a.json);
@@ -207,7 +207,7 @@ pub fn run(g: &GlobalOpts, a: FinetuneArgs) -> Result<Outcome> {
         bar.set_message(format!("fine-tuning: loss {:.4}, active {:.0}%", st.loss, 100.0 * st.active_fraction()));
         bar.inc(1);
         if (step + 1) % a.checkpoint_every as usize == 0 || step + 1 == steps {
-            save_checkpoint(&net, step + 1)?;
+            save_checkpoint(&net, &optim, step + 1)?;
         }
     }
     bar.finish_and_clear();
