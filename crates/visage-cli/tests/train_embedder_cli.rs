@@ -67,7 +67,7 @@ fn a_small_cnn_trains_resumes_after_sigkill_and_recognises_through_the_cli() {
     child.wait().unwrap();
     let reached: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ckpt).unwrap()).unwrap();
     let reached = reached["step"].as_u64().unwrap();
-    assert!(reached >= 10 && reached % 10 == 0, "checkpointed at {reached}");
+    assert!(reached >= 10 && reached.is_multiple_of(10), "checkpointed at {reached}");
     assert!(!out.exists() || reached == 150, "no model written before the end");
 
     // Resumed: it goes on from the checkpoint, and the log holds every step once.

@@ -163,6 +163,6 @@ fn the_deepface_network_trains_on_burn_and_runs_on_the_engine_with_the_same_outp
     assert_eq!(values(again.forward(chips_tensor(&refs, 40, &d, &dev))), want);
     // Chips of another size are refused with the layer named, not a panic.
     let small = chips(&mut rng, 1, 48);
-    let e = embedder.embed_batch(&[small[0].as_slice()]).err().expect("48x48 chips for a 40-pixel network");
+    let e = embedder.embed_batch(&[small[0].as_slice()]).expect_err("48x48 chips for a 40-pixel network");
     eprintln!("{e}");
 }
