@@ -1,7 +1,7 @@
 //! `visage train head` end to end on a handful of LFW people, then the head in `compare`,
 //! `verify`, `identify` and `eval pairs --train-head` (built with `--features train`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn visage(args: &[&str]) -> Output {
@@ -20,22 +20,14 @@ fn s(p: &Path) -> String {
 const PEOPLE: [&str; 6] = ["Tony_Blair", "Colin_Powell", "Donald_Rumsfeld", "Gerhard_Schroeder", "Ariel_Sharon", "Hugo_Chavez"];
 const STRANGER: &str = "Jacques_Chirac";
 
-fn photo(lfw: &Path, name: &str, n: usize) -> PathBuf {
-    lfw.join(name).join(format!("{name}_{n:04}.jpg"))
-}
+use visage_testdata::lfw_photo as photo;
 
 #[test]
 fn a_head_trained_on_six_people_decides_compare_verify_and_identify() {
     let Some(data) = visage_testdata::data_dir("train_cli") else { return };
     let lfw = data.join("lfw").join("images");
     let dir = tempfile::tempdir().unwrap();
-    let train = dir.path().join("people");
-    for p in PEOPLE {
-        std::fs::create_dir_all(train.join(p)).unwrap();
-        for n in 1..=4 {
-            std::fs::copy(photo(&lfw, p, n), train.join(p).join(format!("{n}.jpg"))).unwrap();
-        }
-    }
+    let train = visage_testdata::lfw_people_folder(&lfw, &PEOPLE, 4, &dir.path().join("people"));
     let head = dir.path().join("head.json");
     let o = visage(&["train", "head", "--data", &s(&train), "--kind", "abs", "--out", &s(&head), "--json", "--no-cache-is-not-an-option"]);
     assert_eq!(o.status.code(), Some(2), "an unknown option is refused: {}", text(&o));

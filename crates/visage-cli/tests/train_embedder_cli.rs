@@ -2,7 +2,7 @@
 //! a run killed with SIGKILL resumes from its checkpoint, and the model then enrolls and
 //! identifies through the CLI with `--model`, in galleries that refuse dlib's embeddings.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 fn visage(args: &[&str]) -> Output {
@@ -22,9 +22,7 @@ const PEOPLE: [&str; 10] = [
     "Hugo_Chavez", "Jacques_Chirac", "George_W_Bush", "Serena_Williams", "John_Ashcroft",
 ];
 
-fn photo(lfw: &Path, name: &str, n: usize) -> PathBuf {
-    lfw.join(name).join(format!("{name}_{n:04}.jpg"))
-}
+use visage_testdata::lfw_photo as photo;
 
 fn log(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -35,13 +33,7 @@ fn a_small_cnn_trains_resumes_after_sigkill_and_recognises_through_the_cli() {
     let Some(data) = visage_testdata::data_dir("train_embedder_cli") else { return };
     let lfw = data.join("lfw").join("images");
     let dir = tempfile::tempdir().unwrap();
-    let train = dir.path().join("people");
-    for p in PEOPLE {
-        std::fs::create_dir_all(train.join(p)).unwrap();
-        for n in 1..=10 {
-            std::fs::copy(photo(&lfw, p, n), train.join(p).join(format!("{n}.jpg"))).unwrap();
-        }
-    }
+    let train = visage_testdata::lfw_people_folder(&lfw, &PEOPLE, 10, &dir.path().join("people"));
     let out = dir.path().join("model.safetensors");
     let cache = s(&dir.path().join("chips"));
     let args = |steps: &str, resume: bool| {
@@ -124,13 +116,7 @@ fn softmax_over_identities_learns_the_training_people_and_a_triplet_run_starts_f
     let Some(data) = visage_testdata::data_dir("train_embedder_cli") else { return };
     let lfw = data.join("lfw").join("images");
     let dir = tempfile::tempdir().unwrap();
-    let train = dir.path().join("people");
-    for p in PEOPLE {
-        std::fs::create_dir_all(train.join(p)).unwrap();
-        for n in 1..=6 {
-            std::fs::copy(photo(&lfw, p, n), train.join(p).join(format!("{n}.jpg"))).unwrap();
-        }
-    }
+    let train = visage_testdata::lfw_people_folder(&lfw, &PEOPLE, 6, &dir.path().join("people"));
     let cache = s(&dir.path().join("chips"));
     let soft = dir.path().join("soft.safetensors");
     let o = visage(&["train", "embedder", "--data", &s(&train), "--out", &s(&soft), "--cache", &cache, "--loss", "softmax", "--steps", "80", "--p", "10", "--k", "3", "--lr", "3e-3", "--json", "-q"]);
@@ -160,13 +146,7 @@ fn the_deepface_network_learns_with_softmax_and_recognises_through_the_cli() {
     let Some(data) = visage_testdata::data_dir("train_embedder_cli") else { return };
     let lfw = data.join("lfw").join("images");
     let dir = tempfile::tempdir().unwrap();
-    let train = dir.path().join("people");
-    for p in PEOPLE {
-        std::fs::create_dir_all(train.join(p)).unwrap();
-        for n in 1..=6 {
-            std::fs::copy(photo(&lfw, p, n), train.join(p).join(format!("{n}.jpg"))).unwrap();
-        }
-    }
+    let train = visage_testdata::lfw_people_folder(&lfw, &PEOPLE, 6, &dir.path().join("people"));
     let cache = s(&dir.path().join("chips"));
     let out = dir.path().join("deepface.safetensors");
     let run = |steps: &str, resume: bool| {

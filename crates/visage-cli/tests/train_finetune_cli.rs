@@ -3,7 +3,7 @@
 //! zero steps of change the model file's embeddings are dlib's; the fine-tuned model enrolls
 //! and identifies through the CLI with `--model`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn visage(args: &[&str]) -> Output {
@@ -20,9 +20,7 @@ fn s(p: &Path) -> String {
 
 const PEOPLE: [&str; 6] = ["Tony_Blair", "Colin_Powell", "Donald_Rumsfeld", "Gerhard_Schroeder", "Ariel_Sharon", "Hugo_Chavez"];
 
-fn photo(lfw: &Path, name: &str, n: usize) -> PathBuf {
-    lfw.join(name).join(format!("{name}_{n:04}.jpg"))
-}
+use visage_testdata::lfw_photo as photo;
 
 fn embedding(model: Option<&str>, photo: &Path) -> Vec<f64> {
     let mut args = Vec::new();
@@ -42,13 +40,7 @@ fn the_pretrained_resnet_fine_tunes_resumes_and_recognises_through_the_cli() {
     let Some(data) = visage_testdata::data_dir("train_finetune_cli") else { return };
     let lfw = data.join("lfw").join("images");
     let dir = tempfile::tempdir().unwrap();
-    let train = dir.path().join("people");
-    for p in PEOPLE {
-        std::fs::create_dir_all(train.join(p)).unwrap();
-        for n in 1..=6 {
-            std::fs::copy(photo(&lfw, p, n), train.join(p).join(format!("{n}.jpg"))).unwrap();
-        }
-    }
+    let train = visage_testdata::lfw_people_folder(&lfw, &PEOPLE, 6, &dir.path().join("people"));
     let cache = s(&dir.path().join("chips"));
     let run = |out: &Path, steps: &str, lr: &str, extra: &[&str]| {
         let mut a = vec!["train", "finetune", "--data", train.to_str().unwrap(), "--out", out.to_str().unwrap(), "--cache", &cache];

@@ -55,6 +55,23 @@ pub fn data_dir(test: &str) -> Option<PathBuf> {
     existing("data", test)
 }
 
+/// Photo `n` (numbered from 1) of `name` in LFW's images folder `lfw`.
+pub fn lfw_photo(lfw: &Path, name: &str, n: usize) -> PathBuf {
+    lfw.join(name).join(format!("{name}_{n:04}.jpg"))
+}
+
+/// A folder-per-person collection at `into`: for each of `people`, their LFW photos 1 to
+/// `photos` copied in as `1.jpg`, `2.jpg`, ... Returns `into`.
+pub fn lfw_people_folder(lfw: &Path, people: &[&str], photos: usize, into: &Path) -> PathBuf {
+    for p in people {
+        std::fs::create_dir_all(into.join(p)).unwrap();
+        for n in 1..=photos {
+            std::fs::copy(lfw_photo(lfw, p, n), into.join(p).join(format!("{n}.jpg"))).unwrap();
+        }
+    }
+    into.to_path_buf()
+}
+
 /// The model store tests use (`VISAGE_MODELS` or the per-user default), with the required
 /// files verified. Panics with instructions when they are missing.
 pub fn model_store() -> ModelStore {
