@@ -34,21 +34,6 @@ pub(crate) struct Saved {
     adam: Option<(Vec<u64>, Vec<u8>)>,
 }
 
-impl Saved {
-    /// `module` (rebuilt from [`Saved::model`]) and a fresh optimizer given the run's
-    /// optimizer state; unchanged when the checkpoint has none. False in the flag then.
-    pub fn restore<M: Module>(&self, module: M, optim: ModuleOptimizer) -> Result<(M, ModuleOptimizer, bool)> {
-        match &self.adam {
-            Some((ids, bytes)) => {
-                let module = assign_param_ids(module, ids).map_err(anyhow::Error::msg)?;
-                let optim = restore_optimizer(optim, bytes.clone()).map_err(anyhow::Error::msg)?;
-                Ok((module, optim, true))
-            }
-            None => Ok((module, optim, false)),
-        }
-    }
-}
-
 /// `bytes` written to `path` through a temporary file and a rename.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("partial");
@@ -105,6 +90,23 @@ impl Checkpoint {
         }
         let _ = std::fs::remove_file(self.file(None, "safetensors"));
         Ok(())
+    }
+
+    /// `module` (rebuilt from `saved`'s [`Saved::model`]) and a fresh `optim`, given the run's
+    /// optimizer state (unchanged when an older checkpoint has none); says on stderr, unless
+    /// `quiet`, from which step the run goes on.
+    pub fn resume<M: Module>(&self, saved: &Saved, module: M, optim: ModuleOptimizer, quiet: bool) -> Result<(M, ModuleOptimizer)> {
+        let (module, optim, moments) = match &saved.adam {
+            Some((ids, bytes)) => {
+                let module = assign_param_ids(module, ids).map_err(anyhow::Error::msg)?;
+                (module, restore_optimizer(optim, bytes.clone()).map_err(anyhow::Error::msg)?, "")
+            }
+            None => (module, optim, " (an older checkpoint: Adam's moments start afresh)"),
+        };
+        if !quiet {
+            eprintln!("resuming from step {} ({}){moments}", saved.step, self.state_path().display());
+        }
+        Ok((module, optim))
     }
 
     /// The checkpoint, if there is one.

@@ -371,12 +371,7 @@ pub fn run(g: &GlobalOpts, a: EmbedderArgs) -> Result<Outcome> {
     let loss_fn = TripletLoss { margin: a.margin, metric: visage_train::Metric::SquaredL2, mining: a.mining, reduction: Reduction::Mean };
     let mut optim = AdamConfig::new().init();
     if let Some(c) = &saved {
-        let (m, o, with_moments) = c.restore(model, optim)?;
-        (model, optim) = (m, o);
-        if !g.quiet && !a.json {
-            let moments = if with_moments { "" } else { " (an older checkpoint: Adam's moments start afresh)" };
-            eprintln!("resuming from step {start} ({}){moments}", checkpoint.state_path().display());
-        }
+        (model, optim) = checkpoint.resume(c, model, optim, g.quiet || a.json)?;
     }
     let (log_path, mut log) = open_log(&a.out, a.resume)?;
     let steps = a.steps as usize;

@@ -161,12 +161,7 @@ pub fn run(g: &GlobalOpts, a: FinetuneArgs) -> Result<Outcome> {
     let loss_fn = TripletLoss { margin: a.margin, metric: visage_train::Metric::L2_EPS, mining: a.mining, reduction: Reduction::Mean };
     let mut optim = AdamConfig::new().init();
     if let Some(c) = &saved {
-        let (n, o, with_moments) = c.restore(net, optim)?;
-        (net, optim) = (n, o);
-        if !g.quiet && !a.json {
-            let moments = if with_moments { "" } else { " (an older checkpoint: Adam's moments start afresh)" };
-            eprintln!("resuming from step {start} ({}){moments}", checkpoint.state_path().display());
-        }
+        (net, optim) = checkpoint.resume(c, net, optim, g.quiet || a.json)?;
     }
     let (log_path, mut log) = super::train_embedder::open_log(&a.out, a.resume)?;
     // The whole network's tensors: dlib's, with the trained tail's in their place.
