@@ -20,7 +20,7 @@ MININGS=${MININGS:-batch-all batch-hard semi-hard}
 R=$OUT/../results-pytorch.txt
 LOG=$OUT/run.log
 DATA="--images $L/images --people $L/peopleDevTrain.txt"
-echo "== $(date) visage $(git rev-parse --short HEAD), $($PY -c 'import torch; print("torch", torch.__version__)'), steps $STEPS" >> $LOG
+echo "== $(date) checkout $(git rev-parse --short HEAD), $V, $($PY -c 'import torch; print("torch", torch.__version__)'), steps $STEPS" >> $LOG
 rustc --edition 2015 -O bench/pytorch_scratch_view1_draws.rs -o target/tmp/pytorch_scratch_view1_draws 2>/dev/null
 checked=
 for m in $MININGS; do
@@ -41,7 +41,7 @@ for m in $MININGS; do
   $V --model $OUT/pytorch-$m.safetensors eval lfw --images $L/images --pairs $L/pairsDevTest.txt --json -q > $OUT/pytorch-$m.eval.json 2>> $LOG
 done
 {
-  echo "== $(date) bench/pytorch_scratch_view1.sh: visage $(git rev-parse --short HEAD) beside $($PY -c 'import torch; print("PyTorch", torch.__version__)'), $STEPS steps, 2 threads each"
+  echo "== $(date) bench/pytorch_scratch_view1.sh (checkout $(git rev-parse --short HEAD), $V) beside $($PY -c 'import torch; print("PyTorch", torch.__version__)'), $STEPS steps, 2 threads each"
   $PY bench/pytorch_scratch_view1.py summarize $OUT $MININGS
 } | tee -a $R
 echo "== done $(date)" >> $LOG
