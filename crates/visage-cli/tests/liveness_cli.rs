@@ -2,15 +2,9 @@
 //! printed-photo attacks, and `liveness train` / `liveness eval` end to end.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn visage(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_visage")).args(args).output().expect("run visage")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-}
+mod common;
+use common::{visage, out_err as text, s};
 
 fn nuaa(test: &str) -> Option<PathBuf> {
     visage_testdata::data_dir(test).map(|d| d.join("nuaa"))
@@ -21,10 +15,6 @@ fn nuaa(test: &str) -> Option<PathBuf> {
 const ENROL: &str = "train/live/0007/0007_00_00_01_116.jpg";
 const LIVE: &str = "test/live/0007/0007_01_05_03_100.jpg";
 const PRINT: &str = "test/spoof/0007/0007_01_01_03_147.jpg";
-
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
 
 #[test]
 fn the_shipped_model_tells_a_live_face_from_a_print() {

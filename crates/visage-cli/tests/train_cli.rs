@@ -1,26 +1,16 @@
 //! `visage train head` end to end on a handful of LFW people, then the head in `compare`,
 //! `verify`, `identify` and `eval pairs --train-head` (built with `--features train`).
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn visage(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_visage")).args(args).output().expect("run visage")
-}
+use visage_testdata::lfw_photo as photo;
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
+mod common;
+use common::{visage, all_text as text, s};
 
 /// People trained on (photos 1-4 each) and probed (photos 5, 6); one more never seen at all.
 const PEOPLE: [&str; 6] = ["Tony_Blair", "Colin_Powell", "Donald_Rumsfeld", "Gerhard_Schroeder", "Ariel_Sharon", "Hugo_Chavez"];
 const STRANGER: &str = "Jacques_Chirac";
-
-use visage_testdata::lfw_photo as photo;
 
 #[test]
 fn a_head_trained_on_six_people_decides_compare_verify_and_identify() {

@@ -3,19 +3,7 @@
 //! identifies through the CLI with `--model`, in galleries that refuse dlib's embeddings.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn visage(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_visage")).args(args).output().expect("run visage")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
+use std::process::{Command, Stdio};
 
 const PEOPLE: [&str; 10] = [
     "Tony_Blair", "Colin_Powell", "Donald_Rumsfeld", "Gerhard_Schroeder", "Ariel_Sharon",
@@ -23,6 +11,9 @@ const PEOPLE: [&str; 10] = [
 ];
 
 use visage_testdata::lfw_photo as photo;
+
+mod common;
+use common::{visage, all_text as text, s};
 
 fn log(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()

@@ -4,23 +4,13 @@
 //! and identifies through the CLI with `--model`.
 
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn visage(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_visage")).args(args).output().expect("run visage")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
 
 const PEOPLE: [&str; 6] = ["Tony_Blair", "Colin_Powell", "Donald_Rumsfeld", "Gerhard_Schroeder", "Ariel_Sharon", "Hugo_Chavez"];
 
 use visage_testdata::lfw_photo as photo;
+
+mod common;
+use common::{visage, all_text as text, s};
 
 fn embedding(model: Option<&str>, photo: &Path) -> Vec<f64> {
     let mut args = Vec::new();
