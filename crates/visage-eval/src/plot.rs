@@ -159,7 +159,7 @@ where
         let (x0, x1) = if x0 < x1 { (x0, x1) } else { (0.0, 1.0) };
         let (y0, y1) = if y0 < y1 { (y0, y1) } else { (y0.min(0.0), y0.max(0.0) + 1.0) };
         let mut chart = ChartBuilder::on(area)
-            .caption(name.to_string(), ("sans-serif", 20))
+            .caption(*name, ("sans-serif", 20))
             .margin(15)
             .x_label_area_size(50)
             .y_label_area_size(65)

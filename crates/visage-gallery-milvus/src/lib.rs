@@ -44,6 +44,11 @@ use visage_gallery::{Contract, EnrollOutcome, FaceRecord, ForgetOutcome, Match, 
 
 /// Milvus answers at most this many rows per query or search.
 const MAX_WINDOW: usize = 16_384;
+
+/// One template as `templates_full` returns it: the record, its face box as stored, and the
+/// source it was enrolled from, if one was recorded.
+pub type FullTemplate = (TemplateRecord, [i64; 4], Option<String>);
+
 /// Longest name, in characters (as the embedded gallery).
 const MAX_NAME_CHARS: usize = 200;
 /// Longest photo hash: a SHA-256 in hex, or `embedding:` and one (a template enrolled from an
@@ -913,8 +918,8 @@ impl MilvusGallery {
 
     /// Every subject, by name, with its template count.
     pub fn subjects(&self) -> Result<Vec<SubjectInfo>> {
-        let meta = self.query_all(&self.meta, "key like \"subject:%\"".into(), &["key", "value"], false)?;
-        let faces = self.query_all(&self.faces, "key != \"\"".into(), &["key", "name"], true)?;
+        let meta = self.query_all(&self.meta, "key like \"subject:%\"", &["key", "value"], false)?;
+        let faces = self.query_all(&self.faces, "key != \"\"", &["key", "name"], true)?;
         let mut counts: HashMap<String, usize> = HashMap::new();
         for n in strings(&faces, "name") {
             *counts.entry(n).or_default() += 1;
@@ -984,7 +989,7 @@ impl MilvusGallery {
     }
 
     /// Every template (for export and calibration), with its face box.
-    pub fn templates_full(&self) -> Result<Vec<(TemplateRecord, [i64; 4], Option<String>)>> {
+    pub fn templates_full(&self) -> Result<Vec<FullTemplate>> {
         let cols = self.query_all(&self.faces, "key != \"\"", &["key", "name", "photo", "fbox", "source", "embedding"], true)?;
         let (names, photos, boxes, sources, emb) =
             (strings(&cols, "name"), strings(&cols, "photo"), strings(&cols, "fbox"), strings(&cols, "source"), floats(&cols, "embedding"));
@@ -1238,7 +1243,7 @@ impl MilvusGallery {
         }
         // Enough templates that k distinct subjects are among them (subjects rarely hold more
         // than 8 templates near one probe).
-        let want = (k * 8).max(16).min(MAX_WINDOW);
+        let want = (k * 8).clamp(16, MAX_WINDOW);
         let ef = if ef == 0 { (want * 4).max(64) } else { ef };
         let mut best: HashMap<String, f32> = HashMap::new();
         for (n, d) in self.search_raw(probe, want, None, ef)? {

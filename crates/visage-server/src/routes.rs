@@ -264,7 +264,7 @@ pub async fn delete_gallery(State(st): S, c: Caller, Path(g): Path<String>) -> R
 pub async fn list_subjects(State(st): S, c: Caller, Path(g): Path<String>) -> Result<Json<Value>, ApiError> {
     c.require(Scope::Recognize)?;
     let gal = st.gallery_async(c.tenant(), &g).await?;
-    let subjects = st.pool.run(move || Ok(gal.subjects()?)).await?;
+    let subjects = st.pool.run(move || gal.subjects()).await?;
     Ok(Json(
         json!({"subjects": subjects.iter().map(|s| json!({"name": s.name, "templates": s.templates, "created_at": s.created_at})).collect::<Vec<_>>()}),
     ))
@@ -288,7 +288,7 @@ pub async fn rename_subject(
     let Json(r) = body.map_err(|e| ApiError::bad_request(format!("the body must be JSON {{\"name\": new name}}: {e}")))?;
     let gal = st.gallery_async(c.tenant(), &g).await?;
     let (old, new) = (s.clone(), r.name.clone());
-    st.pool.run(move || Ok(gal.rename(&old, &new)?)).await?;
+    st.pool.run(move || gal.rename(&old, &new)).await?;
     audit(&st, &c, "rename_subject", Some(&g), Some(&s), &r.name).await?;
     Ok(Json(json!({"name": r.name})))
 }
@@ -299,7 +299,7 @@ pub async fn delete_subject(State(st): S, c: Caller, Path((g, s)): Path<(String,
     c.require(Scope::Enroll)?;
     let gal = st.gallery_async(c.tenant(), &g).await?;
     let name = s.clone();
-    let out = st.pool.run(move || Ok(gal.forget(&name)?)).await?;
+    let out = st.pool.run(move || gal.forget(&name)).await?;
     audit(&st, &c, "forget", Some(&g), Some(&s), &format!("{} templates", out.templates)).await?;
     Ok(Json(json!({"forgotten": s, "templates": out.templates, "erased": out.erased})))
 }
@@ -407,7 +407,7 @@ pub async fn list_faces(State(st): S, c: Caller, Path((g, s)): Path<(String, Str
     c.require(Scope::Recognize)?;
     let gal = st.gallery_async(c.tenant(), &g).await?;
     let name = s.clone();
-    let faces = st.pool.run(move || Ok(gal.faces(&name)?)).await?;
+    let faces = st.pool.run(move || gal.faces(&name)).await?;
     Ok(Json(json!({"subject": s, "faces": faces.iter().map(|f| json!({
         "id": f.id, "photo_sha256": f.photo_sha256, "box": f.face_box, "source": f.source, "created_at": f.created_at,
     })).collect::<Vec<_>>()})))
@@ -421,7 +421,7 @@ pub async fn delete_face(State(st): S, c: Caller, Path((g, s, id)): Path<(String
     let gal = st.gallery_async(c.tenant(), &g).await?;
     let face_id: i64 = id.parse().map_err(|_| ApiError::bad_request(format!("face id {id:?} must be a whole number")))?;
     let name = s.clone();
-    let out = st.pool.run(move || Ok(gal.forget_face(&name, face_id)?)).await?;
+    let out = st.pool.run(move || gal.forget_face(&name, face_id)).await?;
     let Some(out) = out else {
         return Err(ApiError::not_found("face_not_found", format!("{s:?} has no face {face_id}")));
     };

@@ -609,8 +609,8 @@ mod avx512 {
                 let hc: [__m512; 18] = std::array::from_fn(|o| gather(m, y + 2, x + 2, o));
                 let mut t = [_mm512_setzero_ps(); 4];
                 let mut part = [_mm512_setzero_ps(); 4];
-                for o in 0..18 {
-                    let f: [__m512; 4] = std::array::from_fn(|k| _mm512_mul_ps(_mm512_min_ps(hc[o], nn[k]), mk[k]));
+                for (o, &h) in hc.iter().enumerate() {
+                    let f: [__m512; 4] = std::array::from_fn(|k| _mm512_mul_ps(_mm512_min_ps(h, nn[k]), mk[k]));
                     _mm512_mask_storeu_ps(out.add(o * plane + base), m, sum4(f));
                     for k in 0..4 {
                         // (hk[g] + hk[g+1]) + hk[g+2], added to t at the group's end.
@@ -628,8 +628,8 @@ mod avx512 {
                     let f: [__m512; 4] = std::array::from_fn(|k| _mm512_mul_ps(_mm512_min_ps(s, nn[k]), mk[k]));
                     _mm512_mask_storeu_ps(out.add((18 + o) * plane + base), m, sum4(f));
                 }
-                for k in 0..4 {
-                    _mm512_mask_storeu_ps(out.add((27 + k) * plane + base), m, _mm512_mul_ps(t[k], texture_scale));
+                for (k, &tk) in t.iter().enumerate() {
+                    _mm512_mask_storeu_ps(out.add((27 + k) * plane + base), m, _mm512_mul_ps(tk, texture_scale));
                 }
                 x += 16;
             }
